@@ -1,0 +1,93 @@
+"""`newsletter build`: write an issue's web version, text part and a sample message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsletter.issue import load_issue
+from newsletter.render import Recipient, RenderedIssue, render_issue
+from newsletter.sending.message import address, build_message
+from newsletter.settings import Settings
+
+SAMPLE_RECIPIENT_NAME = "Alex Reader"
+SAMPLE_RECIPIENT_EMAIL = "alex.reader@example.org"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    folder: Path
+    html: Path
+    text: Path
+    message: Path
+    rendered: RenderedIssue
+
+
+def view_online_url(settings: Settings, slug: str) -> str:
+    return settings.public_url("archive", slug) + "/"
+
+
+def sample_recipient(settings: Settings, slug: str) -> Recipient:
+    """Made-up recipient data for previews and the sample message."""
+    return Recipient(
+        email=SAMPLE_RECIPIENT_EMAIL,
+        name=SAMPLE_RECIPIENT_NAME,
+        unsubscribe_url=settings.public_url("unsubscribe", "sample-token"),
+        view_online_url=view_online_url(settings, slug),
+    )
+
+
+def sample_message(rendered: RenderedIssue, settings: Settings) -> bytes:
+    """The message a sample subscriber would get; the date is the issue's, for determinism."""
+    recipient = sample_recipient(settings, rendered.slug)
+    domain = settings.from_address.rpartition("@")[2]
+    return build_message(
+        sender=address(settings.from_address, settings.from_name),
+        to=address(recipient.email, recipient.name),
+        reply_to=address(settings.reply_to) if settings.reply_to else None,
+        subject=rendered.subject,
+        body=rendered.personalize(recipient),
+        message_id=f"<{rendered.slug}.sample.{rendered.content_hash[:12]}@{domain}>",
+        date=dt.datetime.combine(rendered.issue_date, dt.time(9, 0), tzinfo=dt.UTC),
+    )
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write through a temporary file so a crash never leaves half a file behind."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build(path: Path | str, settings: Settings, out_dir: Path | None = None) -> BuildResult:
+    """Render an issue and write DIR/<slug>/index.html, index.txt and message.eml."""
+    rendered = render_issue(load_issue(path), settings)
+    folder = Path(out_dir if out_dir is not None else settings.build_dir) / rendered.slug
+    folder.mkdir(parents=True, exist_ok=True)
+    # The web version is what "view in browser" shows everyone: no personal data in it.
+    public = rendered.personalize(
+        Recipient(
+            email="",
+            unsubscribe_url=settings.public_url("unsubscribe"),
+            view_online_url=view_online_url(settings, rendered.slug),
+        )
+    )
+    result = BuildResult(
+        folder=folder,
+        html=folder / "index.html",
+        text=folder / "index.txt",
+        message=folder / "message.eml",
+        rendered=rendered,
+    )
+    _write_atomically(result.html, public.html.encode("utf-8"))
+    _write_atomically(result.text, public.text.encode("utf-8"))
+    _write_atomically(result.message, sample_message(rendered, settings))
+    return result

@@ -1,0 +1,44 @@
+"""Field types shared by the issue schema, the settings and later the audience."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, StringConstraints
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_safe(value: str) -> str:
+    """Refuse what could split or smuggle a mail header.
+
+    Python 3.11.7 writes an encoded word such as =?UTF-8?Q?=0A?= back out as a real
+    newline (CVE-2024-6923), so '=?' is refused along with CR, LF and NUL.
+    """
+    if "\r" in value or "\n" in value:
+        raise ValueError("must be on one line (it goes into a mail header)")
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (it goes into a mail header)")
+    if "=?" in value:
+        raise ValueError("must not contain '=?' (mail programs read it as an encoded header)")
+    return value
+
+
+def absolute_url(value: str) -> str:
+    """An http(s) address with a host, written out in full."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if any(c.isspace() for c in value):
+        raise ValueError(f"'{value}' contains a space; encode it as %20")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"'{value}' is not a full web address; write it as https://...")
+    return value
+
+
+HeaderText = Annotated[str, StringConstraints(min_length=1), AfterValidator(header_safe)]
+AbsoluteURL = Annotated[str, AfterValidator(absolute_url)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]

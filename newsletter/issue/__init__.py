@@ -1,0 +1,71 @@
+"""Issues: the YAML files editors write, and the schema they follow."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsletter import yamlfile
+from newsletter.errors import Location, NewsletterError
+from newsletter.issue.model import Article, Image, Issue, Section
+
+__all__ = [
+    "Article",
+    "Image",
+    "Issue",
+    "IssueFile",
+    "Section",
+    "load_issue",
+    "new_issue",
+    "parse_issue",
+]
+
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+@dataclass(frozen=True)
+class IssueFile:
+    """A validated issue with the name it is known by (the file's stem)."""
+
+    path: str
+    slug: str
+    issue: Issue
+
+
+def parse_issue(text: str, file: str) -> IssueFile:
+    """Validate issue YAML text; every problem carries file, line and column."""
+    doc = yamlfile.parse_yaml(text, file, what="issue file")
+    issue = yamlfile.validate(Issue, doc, what="an issue file")
+    return IssueFile(path=file, slug=Path(file).stem, issue=issue)
+
+
+def load_issue(path: Path | str) -> IssueFile:
+    """Read and validate an issue file."""
+    path = Path(path)
+    return parse_issue(yamlfile.read_text(path, what="issue file"), str(path))
+
+
+def new_issue(slug: str, issues_dir: Path) -> tuple[Path, Path]:
+    """Start issues/SLUG.yaml as a copy of the latest issue; returns (new, copied from).
+
+    A slug of the form YYYY-MM also sets the copy's date to the first of that month.
+    """
+    if not _SLUG.fullmatch(slug):
+        raise NewsletterError(
+            f"'{slug}' is not a good issue name; use letters, digits and dashes, e.g. 2021-06"
+        )
+    target = issues_dir / f"{slug}.yaml"
+    if target.exists():
+        raise NewsletterError("already exists; pick another name or edit it", Location(str(target)))
+    existing = sorted(issues_dir.glob("*.yaml"))
+    if not existing:
+        raise NewsletterError(f"no issue to start from in {issues_dir}/")
+    latest = existing[-1]
+    text = yamlfile.read_text(latest, what="issue file")
+    month = re.fullmatch(r"(\d{4})-(\d{2})", slug)
+    if month and 1 <= int(month.group(2)) <= 12:
+        text = re.sub(r"(?m)^date:.*$", f"date: {slug}-01", text, count=1)
+    with target.open("x", encoding="utf-8") as handle:
+        handle.write(text)
+    return target, latest

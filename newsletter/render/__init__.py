@@ -1,0 +1,179 @@
+"""Render an issue once into HTML and text with per-recipient placeholders.
+
+    issue --Jinja--> MJML --mjml-python--> HTML --premailer--> inlined HTML
+    issue --Jinja--> plain text
+
+Per recipient, only the placeholders are filled (see personalize.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from markupsafe import Markup
+
+from newsletter import markdown
+from newsletter.errors import Location, RenderError, TemplateError
+from newsletter.issue import IssueFile
+from newsletter.render import engine
+from newsletter.render.personalize import FIELDS, Recipient, Spliced, Tokens, values_for
+from newsletter.settings import Settings
+
+__all__ = ["Recipient", "RenderedIssue", "render_issue"]
+
+# Zero-width filler after the preheader stops inbox previews from pulling in body text.
+PREHEADER_FILLER = "&#847;&zwnj;&nbsp;" * 90
+GMAIL_CLIP_BYTES = 102 * 1024
+SIZE_WARNING_BYTES = 90 * 1024
+
+
+@dataclass(frozen=True)
+class Personalized:
+    """One recipient's copy."""
+
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    """An issue rendered once; `personalize` fills one recipient's values cheaply."""
+
+    slug: str
+    issue_date: dt.date
+    subject: str
+    preheader: str
+    language: str
+    name_fallback: str
+    html: str
+    text: str
+    content_hash: str
+    _html: Spliced = field(repr=False)
+    _text: Spliced = field(repr=False)
+
+    @property
+    def html_size(self) -> int:
+        """Bytes of HTML as sent (placeholders count roughly as their values would)."""
+        return len(self.html.encode("utf-8"))
+
+    def personalize(self, recipient: Recipient) -> Personalized:
+        return Personalized(
+            html=self._html.fill(values_for(recipient, self.name_fallback, for_html=True)),
+            text=self._text.fill(values_for(recipient, self.name_fallback, for_html=False)),
+        )
+
+
+@lru_cache(maxsize=8)
+def _theme(templates_dir: Path, template: str) -> dict[str, Any]:
+    path = templates_dir / template / "theme.yaml"
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"theme file is not valid YAML: {exc}", Location(str(path))) from None
+    return data if isinstance(data, dict) else {}
+
+
+def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
+    """Render a validated issue with the theme it names."""
+    issue = issue_file.issue
+    templates_dir = Path(settings.templates_dir)
+    if not (templates_dir / issue.template).is_dir():
+        raise TemplateError(
+            f"template '{issue.template}' not found in {templates_dir}/",
+            Location(issue_file.path),
+        )
+    tokens = Tokens(issue.model_dump_json())
+    sections = [
+        {
+            "title": section.title,
+            "articles": [
+                {
+                    "title": a.title,
+                    "link": a.link,
+                    "image": a.image,
+                    "cta": a.cta,
+                    # Rendered from Markdown with raw HTML off, so already escaped.
+                    "summary_html": Markup(markdown.to_html(a.summary)),
+                    "summary_text": markdown.to_text(a.summary),
+                }
+                for a in section.articles
+            ],
+        }
+        for section in issue.sections
+    ]
+    common: dict[str, Any] = {
+        "issue": issue,
+        "theme": _theme(templates_dir, issue.template),
+        "masthead": settings.from_name,
+        "site": urlsplit(settings.base_url).netloc,
+        "recipient": tokens.recipient(),
+        "links": tokens.links(),
+        "sections": sections,
+    }
+
+    mjml_name = f"{issue.template}/issue.mjml.j2"
+    mjml_path = str(templates_dir / mjml_name)
+    mjml_source = engine.render_template(
+        templates_dir,
+        mjml_name,
+        {
+            **common,
+            "intro": Markup(markdown.to_html(issue.intro)),
+            "closing": Markup(markdown.to_html(issue.closing)),
+            "preheader_filler": Markup(PREHEADER_FILLER),
+        },
+    )
+    compiled = engine.compile_mjml(mjml_source, mjml_path)
+    html = engine.inline_css(compiled)
+    engine.check_html(html, compiled, mjml_path)
+
+    text_name = f"{issue.template}/issue.txt.j2"
+    text_path = str(templates_dir / text_name)
+    text = engine.render_template(
+        templates_dir,
+        text_name,
+        {
+            **common,
+            "intro": markdown.to_text(issue.intro),
+            "closing": markdown.to_text(issue.closing),
+        },
+    )
+    text = "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n"
+
+    html_parts = Spliced.split(html, tokens)
+    text_parts = Spliced.split(text, tokens)
+    for parts, where in ((html_parts, mjml_path), (text_parts, text_path)):
+        if "unsubscribe_url" not in parts.fields():
+            raise RenderError(
+                "the template has no unsubscribe link ({{ links.unsubscribe }})", Location(where)
+            )
+
+    digest = hashlib.sha256()
+    for piece in (issue.subject, issue.preheader, html, text):
+        digest.update(piece.encode("utf-8"))
+        digest.update(b"\0")
+    return RenderedIssue(
+        slug=issue_file.slug,
+        issue_date=issue.date,
+        subject=issue.subject,
+        preheader=issue.preheader,
+        language=issue.language,
+        name_fallback=issue.name_fallback,
+        html=html,
+        text=text,
+        content_hash=digest.hexdigest(),
+        _html=html_parts,
+        _text=text_parts,
+    )
+
+
+__all__ += ["FIELDS", "GMAIL_CLIP_BYTES", "SIZE_WARNING_BYTES", "Personalized"]

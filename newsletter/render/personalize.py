@@ -1,0 +1,84 @@
+"""Per-recipient fields, carried through rendering as opaque tokens and filled by splicing.
+
+The rendered issue is split once at its tokens. Filling a recipient's values is then a
+join of literal pieces and escaped values: no second template pass runs over editor text
+or subscriber data, so `{{ 7*7 }}` in either stays literal. Tokens are letters and digits
+only, so neither MJML nor premailer's href rewriting can alter them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
+# Field name -> how its value is checked before it is escaped for HTML.
+FIELDS: tuple[str, ...] = ("name", "email", "unsubscribe_url", "view_online_url")
+_URL_FIELDS = frozenset({"unsubscribe_url", "view_online_url"})
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """The values one recipient's copy is filled with."""
+
+    email: str
+    unsubscribe_url: str
+    view_online_url: str
+    name: str = ""
+
+
+class Tokens:
+    """Placeholder tokens for one render; the nonce keeps them out of reach of content."""
+
+    def __init__(self, seed: str) -> None:
+        self.nonce = hashlib.sha256(seed.encode("utf-8")).hexdigest()[:12]
+        self.pattern = re.compile(rf"NLX{self.nonce}(\d\d)")
+
+    def token(self, field: str) -> Markup:
+        return Markup(f"NLX{self.nonce}{FIELDS.index(field):02d}")
+
+    def recipient(self) -> dict[str, Markup]:
+        return {"name": self.token("name"), "email": self.token("email")}
+
+    def links(self) -> dict[str, Markup]:
+        return {
+            "unsubscribe": self.token("unsubscribe_url"),
+            "view_online": self.token("view_online_url"),
+        }
+
+
+@dataclass(frozen=True)
+class Spliced:
+    """A document split at its tokens: literal, field index, literal, field index, ..."""
+
+    parts: tuple[str | int, ...]
+
+    @classmethod
+    def split(cls, document: str, tokens: Tokens) -> Spliced:
+        pieces = tokens.pattern.split(document)
+        parts: list[str | int] = []
+        for i, piece in enumerate(pieces):
+            parts.append(int(piece) if i % 2 else piece)
+        return cls(tuple(parts))
+
+    def fields(self) -> set[str]:
+        return {FIELDS[p] for p in self.parts if isinstance(p, int)}
+
+    def fill(self, values: tuple[str, ...]) -> str:
+        return "".join(values[p] if isinstance(p, int) else p for p in self.parts)
+
+
+def values_for(recipient: Recipient, fallback_name: str, *, for_html: bool) -> tuple[str, ...]:
+    """The recipient's values in FIELDS order, escaped for HTML or cleaned for text."""
+    for field in _URL_FIELDS:
+        url = getattr(recipient, field)
+        if not url.startswith(("https://", "http://")) or any(c.isspace() for c in url):
+            raise ValueError(f"{field} must be an absolute http(s) URL, got {url!r}")
+    name = " ".join(recipient.name.split()) or fallback_name
+    raw = (name, recipient.email, recipient.unsubscribe_url, recipient.view_online_url)
+    if for_html:
+        return tuple(html.escape(v, quote=True) for v in raw)
+    return tuple(" ".join(v.split()) for v in raw)

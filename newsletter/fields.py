@@ -39,6 +39,23 @@ def absolute_url(value: str) -> str:
     return value
 
 
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def language_tag(value: str) -> str:
+    if not _LANGUAGE.fullmatch(value):
+        raise ValueError(f"'{value}' is not a language code such as en, es or pt-BR")
+    return value
+
+
+def slug(value: str) -> str:
+    if not _SLUG.fullmatch(value):
+        raise ValueError(f"'{value}' is not a name; use letters, digits, dashes and underscores")
+    return value
+
+
 HeaderText = Annotated[str, StringConstraints(min_length=1), AfterValidator(header_safe)]
 AbsoluteURL = Annotated[str, AfterValidator(absolute_url)]
-Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Slug = Annotated[str, AfterValidator(slug)]
+Language = Annotated[str, AfterValidator(language_tag)]

@@ -108,6 +108,13 @@ def parse_yaml(text: str, file: str, *, what: str = "file") -> YamlDocument:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        ctx = exc.context_mark
+        if mark and _char_at(text, mark.line, mark.column) == "\t":
+            problem = "a tab cannot indent YAML; use spaces"
+        elif exc.context and ctx and mark and (ctx.line, ctx.column) != (mark.line, mark.column):
+            # "while parsing a flow sequence" at 3:12 explains a problem found at 4:5.
+            opened = exc.context.removeprefix("while parsing ")
+            problem += f" ({opened} started at line {ctx.line + 1}, column {ctx.column + 1})"
         where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         raise NewsletterError(f"YAML syntax error: {problem}", where) from None
     except yaml.YAMLError as exc:
@@ -120,6 +127,11 @@ def parse_yaml(text: str, file: str, *, what: str = "file") -> YamlDocument:
     budget = [MAX_NODES]
     doc.data = _build(node, (), doc, budget)
     return doc
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    lines = text.splitlines()
+    return lines[line][column : column + 1] if line < len(lines) else ""
 
 
 def _build(node: yaml.Node, path: Path_, doc: YamlDocument, budget: list[int]) -> Any:
@@ -172,7 +184,16 @@ def validate(model: type[M], doc: YamlDocument, *, what: str = "file") -> M:
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
-        problems = [_problem(model, doc, err) for err in exc.errors(include_url=False)]
+        errors = exc.errors(include_url=False)
+    # A misspelt key already says "did you mean 'x'?"; "x is required" would repeat it.
+    suggested = {
+        _suggestion(model, tuple(e["loc"])) for e in errors if e["type"] == "extra_forbidden"
+    }
+    problems = [
+        _problem(model, doc, err)
+        for err in errors
+        if not (err["type"] == "missing" and tuple(err["loc"]) in suggested)
+    ]
     problems.sort(key=lambda p: (p.location.line or 0, p.location.column or 0))
     raise InputError(problems)
 
@@ -184,16 +205,21 @@ def _problem(model: type[BaseModel], doc: YamlDocument, err: Any) -> Problem:
     value = err.get("input")
     if kind == "extra_forbidden":
         message = "unknown key"
-        allowed = _fields_at(model, path[:-1])
-        close = difflib.get_close_matches(str(path[-1]), allowed, n=1, cutoff=0.6)
+        close = _suggestion(model, path)
         if close:
-            message += f"; did you mean '{close[0]}'?"
-        elif allowed:
+            message += f"; did you mean '{close[-1]}'?"
+        elif allowed := _fields_at(model, path[:-1]):
             message += f"; expected one of: {', '.join(allowed)}"
         return Problem(doc.location(path, key=True), format_path(path), message)
     if kind == "missing":
         return Problem(doc.location(path[:-1]), format_path(path), "is required")
     return Problem(doc.location(path), format_path(path), _plain(kind, ctx, value, err["msg"]))
+
+
+def _suggestion(model: type[BaseModel], path: Path_) -> Path_ | None:
+    """The path of the known key closest to the unknown key at path, if one is close."""
+    close = difflib.get_close_matches(str(path[-1]), _fields_at(model, path[:-1]), 1, 0.6)
+    return (*path[:-1], close[0]) if close else None
 
 
 def _plain(kind: str, ctx: dict[str, Any], value: Any, default: str) -> str:

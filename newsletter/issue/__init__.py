@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter import yamlfile
+from newsletter import fields, yamlfile
 from newsletter.errors import Location, NewsletterError
 from newsletter.issue.model import Article, Image, Issue, Section
 
@@ -20,8 +20,6 @@ __all__ = [
     "new_issue",
     "parse_issue",
 ]
-
-_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -51,10 +49,10 @@ def new_issue(slug: str, issues_dir: Path) -> tuple[Path, Path]:
 
     A slug of the form YYYY-MM also sets the copy's date to the first of that month.
     """
-    if not _SLUG.fullmatch(slug):
-        raise NewsletterError(
-            f"'{slug}' is not a good issue name; use letters, digits and dashes, e.g. 2021-06"
-        )
+    try:
+        fields.slug(slug)
+    except ValueError as exc:
+        raise NewsletterError(f"{exc}, e.g. 2021-06") from None
     target = issues_dir / f"{slug}.yaml"
     if target.exists():
         raise NewsletterError("already exists; pick another name or edit it", Location(str(target)))

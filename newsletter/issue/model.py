@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from newsletter import markdown
-from newsletter.fields import AbsoluteURL, HeaderText, Slug
+from newsletter.fields import AbsoluteURL, HeaderText, Language, Slug
 
 
 def _markdown(value: str) -> str:
@@ -20,7 +20,6 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Markdown = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_markdown)
 ]
-Language = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 
 
 class _Strict(BaseModel):

@@ -1,0 +1,69 @@
+"""Shared fixtures: the sample issue, settings pinned to the repository's templates,
+and a helper that writes an issue file into a temporary folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from newsletter.issue import IssueFile, load_issue
+from newsletter.render import RenderedIssue, render_issue
+from newsletter.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "issues" / "2021-05.yaml"
+CONTENT = ROOT.parent / "shared" / "content" / "regional-migration-news-2021.txt"
+
+MINIMAL_ISSUE = """\
+subject: Hello
+preheader: A short line for the inbox
+date: 2021-05-31
+intro: Hi.
+sections:
+  - title: News
+    articles:
+      - title: One
+        summary: Text.
+        link: https://example.org/one
+closing: Bye.
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's .env or NEWSLETTER_ variables."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("NEWSLETTER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NEWSLETTER_TEMPLATES_DIR", str(ROOT / "templates"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(templates_dir=ROOT / "templates", _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def sample_issue() -> IssueFile:
+    return load_issue(SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def sample_rendered(sample_issue: IssueFile) -> RenderedIssue:
+    return render_issue(sample_issue, Settings(templates_dir=ROOT / "templates", _env_file=None))  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def write_issue(tmp_path: Path) -> Callable[..., Path]:
+    def write(text: str = MINIMAL_ISSUE, name: str = "2021-05.yaml") -> Path:
+        path = tmp_path / "issues" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,160 @@
+"""The CLI as a user sees it, through CliRunner: exact output and exit codes."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from newsletter.cli import app
+from tests.conftest import SAMPLE
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_validate_sample_is_ok() -> None:
+    assert run("validate", str(SAMPLE)) == (0, f"{SAMPLE}: ok\n", "")
+
+
+def test_validate_reports_every_problem_one_line_each(write_issue: Callable[..., Path]) -> None:
+    path = write_issue(
+        "subject: Hi\npreheadr: x\ndate: 2021-05-31\nintro: Hi.\n"
+        "sections:\n  - title: A\n    articles:\n      - title: T\n        summary: S\n"
+        "        link: example.org\nclosing: Bye.\n"
+    )
+    code, out, err = run("validate", str(path), str(SAMPLE))
+    assert code == 1
+    assert out == f"{SAMPLE}: ok\n"
+    assert err == (
+        f"{path}:2:1: preheadr: unknown key; did you mean 'preheader'?\n"
+        f"{path}:10:15: sections[0].articles[0].link: 'example.org' is not a full web address; "
+        "write it as https://...\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, ": no such issue file"),
+        (b"", ": issue file is empty"),
+        (b"# just a comment\n", ": issue file holds only comments"),
+        (
+            b"subject: caf\xe9\n",
+            ":1:13: issue file is not UTF-8 text (byte 0xe9); save it as UTF-8",
+        ),
+        (
+            b"- subject: Hi\n- preheader: x\n",
+            ":1:1: an issue file must be a mapping of keys (such as subject: ...), not a list",
+        ),
+        (b"subject: " + b"x" * (10 * 1024 * 1024), ": issue file is 10.0 MB; the limit is 1.0 MB"),
+    ],
+    ids=["missing", "empty", "comments", "not-utf8", "list", "10MB"],
+)
+def test_unreadable_files_give_one_clear_line(
+    tmp_path: Path, content: bytes | None, expected: str
+) -> None:
+    path = tmp_path / "issue.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    assert run("validate", str(path)) == (1, "", f"{path}{expected}\n")
+
+
+def test_validate_with_no_files_is_a_usage_error() -> None:
+    code, _, err = run("validate")
+    assert code == 2
+    assert "Missing argument" in err
+
+
+def test_build_writes_web_text_and_sample_message(tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    code, stdout, stderr = run("build", str(SAMPLE), "--out", str(out))
+    assert (code, stderr) == (0, "")
+    folder = out / "2021-05"
+    assert stdout.splitlines()[1].startswith(f"  {folder / 'index.html'}   web version, ")
+    assert stdout.endswith(f"Open {folder / 'index.html'} in a browser to see it.\n")
+    html = (folder / "index.html").read_text(encoding="utf-8")
+    text = (folder / "index.txt").read_text(encoding="utf-8")
+    assert html.startswith("<!doctype html>")
+    assert "Hello reader," in text  # the web version carries no personal data
+    message = email.message_from_bytes(
+        (folder / "message.eml").read_bytes(), policy=email.policy.SMTP
+    )
+    assert message["Subject"] == "Regional Migration News: May 2021"
+    assert message["To"] == "Alex Reader <alex.reader@example.org>"
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert "Hello Alex Reader," in message.get_body(("plain",)).get_content()
+
+
+def test_build_default_folder_is_build(tmp_path: Path) -> None:
+    code, _, _ = run("build", str(SAMPLE))
+    assert code == 0
+    assert (tmp_path / "build" / "2021-05" / "index.html").exists()
+
+
+def test_build_refuses_an_invalid_issue(write_issue: Callable[..., Path], tmp_path: Path) -> None:
+    path = write_issue("subject: Hi\n")
+    code, out, err = run("build", str(path))
+    assert code == 1
+    assert out == ""
+    assert err.splitlines()[0] == f"{path}:1:1: preheader: is required"
+    assert not (tmp_path / "build").exists()
+
+
+def test_new_starts_from_the_latest_issue(write_issue: Callable[..., Path], tmp_path: Path) -> None:
+    write_issue(SAMPLE.read_text(encoding="utf-8"), "2021-05.yaml")
+    write_issue(
+        SAMPLE.read_text(encoding="utf-8").replace("2021-05-31", "2021-04-30"), "2021-04.yaml"
+    )
+    code, out, err = run("new", "2021-06")
+    assert (code, err) == (0, "")
+    created = Path("issues/2021-06.yaml")
+    assert (
+        out == f"Created {created} from issues/2021-05.yaml. "
+        f"Edit it, then run: newsletter validate {created}\n"
+    )
+    text = created.read_text(encoding="utf-8")
+    assert "\ndate: 2021-06-01\n" in text
+    assert text.replace("date: 2021-06-01", "date: 2021-05-31") == SAMPLE.read_text(
+        encoding="utf-8"
+    )
+    assert run("validate", str(created))[0] == 0
+
+
+def test_new_refuses_to_overwrite(write_issue: Callable[..., Path]) -> None:
+    write_issue()
+    assert run("new", "2021-05") == (
+        1,
+        "",
+        "issues/2021-05.yaml: already exists; pick another name or edit it\n",
+    )
+
+
+def test_new_refuses_a_path_as_name(write_issue: Callable[..., Path]) -> None:
+    write_issue()
+    code, _, err = run("new", "../etc/x")
+    assert code == 1
+    assert (
+        err == "Error: '../etc/x' is not a name; use letters, digits, dashes and underscores, "
+        "e.g. 2021-06\n"
+    )
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    assert set(group.commands) >= {"validate", "build", "new"}
+    for name in group.commands:
+        code, out, _ = run(name, "--help")
+        assert code == 0
+        assert "Example: newsletter " + name in out, name

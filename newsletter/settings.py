@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsletter.errors import ConfigError
@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     templates_dir: Path = Path("templates")
     issues_dir: Path = Path("issues")
     build_dir: Path = Field(default=Path("build"))
+
+    @field_validator("reply_to", "secret_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `NEWSLETTER_REPLY_TO=` in .env means "not set", as in .env.example.
+        return None if value == "" else value
 
     def public_url(self, *parts: str) -> str:
         """An absolute link under the public base URL."""

@@ -21,12 +21,12 @@ from markupsafe import Markup
 
 from newsletter import markdown
 from newsletter.errors import Location, RenderError, TemplateError
-from newsletter.issue import IssueFile
+from newsletter.issue import Issue, IssueFile
 from newsletter.render import engine
 from newsletter.render.personalize import FIELDS, Recipient, Spliced, Tokens, values_for
 from newsletter.settings import Settings
 
-__all__ = ["Recipient", "RenderedIssue", "render_issue"]
+__all__ = ["Recipient", "RenderedIssue", "render_issue", "render_mjml"]
 
 # Zero-width filler after the preheader stops inbox previews from pulling in body text.
 PREHEADER_FILLER = "&#847;&zwnj;&nbsp;" * 90
@@ -82,8 +82,20 @@ def _theme(templates_dir: Path, template: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
-    """Render a validated issue with the theme it names."""
+@dataclass(frozen=True)
+class _Job:
+    issue: Issue
+    templates_dir: Path
+    tokens: Tokens
+    context: dict[str, Any]
+
+    def path(self, kind: str) -> tuple[str, str]:
+        """(template name, its path) for kind 'mjml' or 'txt'."""
+        name = f"{self.issue.template}/issue.{kind}.j2"
+        return name, str(self.templates_dir / name)
+
+
+def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
     issue = issue_file.issue
     templates_dir = Path(settings.templates_dir)
     if not (templates_dir / issue.template).is_dir():
@@ -110,7 +122,7 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
         }
         for section in issue.sections
     ]
-    common: dict[str, Any] = {
+    context: dict[str, Any] = {
         "issue": issue,
         "theme": _theme(templates_dir, issue.template),
         "masthead": settings.from_name,
@@ -119,38 +131,51 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
         "links": tokens.links(),
         "sections": sections,
     }
+    return _Job(issue, templates_dir, tokens, context)
 
-    mjml_name = f"{issue.template}/issue.mjml.j2"
-    mjml_path = str(templates_dir / mjml_name)
-    mjml_source = engine.render_template(
-        templates_dir,
-        mjml_name,
+
+def _mjml_source(job: _Job) -> str:
+    return engine.render_template(
+        job.templates_dir,
+        job.path("mjml")[0],
         {
-            **common,
-            "intro": Markup(markdown.to_html(issue.intro)),
-            "closing": Markup(markdown.to_html(issue.closing)),
+            **job.context,
+            "intro": Markup(markdown.to_html(job.issue.intro)),
+            "closing": Markup(markdown.to_html(job.issue.closing)),
             "preheader_filler": Markup(PREHEADER_FILLER),
         },
     )
+
+
+def render_mjml(issue_file: IssueFile, settings: Settings) -> str:
+    """The MJML the theme produces for an issue, before compiling (for debugging, benches)."""
+    return _mjml_source(_prepare(issue_file, settings))
+
+
+def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
+    """Render a validated issue with the theme it names."""
+    job = _prepare(issue_file, settings)
+    issue = job.issue
+    mjml_path = job.path("mjml")[1]
+    mjml_source = _mjml_source(job)
     compiled = engine.compile_mjml(mjml_source, mjml_path)
     html = engine.inline_css(compiled)
     engine.check_html(html, compiled, mjml_path)
 
-    text_name = f"{issue.template}/issue.txt.j2"
-    text_path = str(templates_dir / text_name)
+    text_name, text_path = job.path("txt")
     text = engine.render_template(
-        templates_dir,
+        job.templates_dir,
         text_name,
         {
-            **common,
+            **job.context,
             "intro": markdown.to_text(issue.intro),
             "closing": markdown.to_text(issue.closing),
         },
     )
     text = "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n"
 
-    html_parts = Spliced.split(html, tokens)
-    text_parts = Spliced.split(text, tokens)
+    html_parts = Spliced.split(html, job.tokens)
+    text_parts = Spliced.split(text, job.tokens)
     for parts, where in ((html_parts, mjml_path), (text_parts, text_path)):
         if "unsubscribe_url" not in parts.fields():
             raise RenderError(

@@ -1,0 +1,146 @@
+"""Benchmark: how long an issue takes to load, validate and render.
+
+Prints medians, measured in this run:
+  * in-process load+validate and render of the sample issue, and each render stage;
+  * a whole-process `newsletter build` (interpreter start-up and imports included);
+  * where node and npm are available, the official mjml CLI compiling the same MJML,
+    and the ratio of the two.
+
+Run: .venv/bin/python bench/render.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from newsletter.issue import load_issue  # noqa: E402
+from newsletter.render import engine, render_issue, render_mjml  # noqa: E402
+from newsletter.settings import Settings  # noqa: E402
+
+SAMPLE = ROOT / "issues" / "2021-05.yaml"
+NODE_DIR = ROOT / "bench" / ".cache" / "node"
+MJML_VERSION = "4"
+
+
+def median_ms(func: Callable[[], object], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        func()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def official_mjml() -> list[str] | None:
+    """The official mjml CLI, installed into bench/.cache on first use."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        return None
+    cli = NODE_DIR / "node_modules" / "mjml" / "bin" / "mjml"
+    if not cli.exists():
+        NODE_DIR.mkdir(parents=True, exist_ok=True)
+        print(f"installing the official mjml CLI (mjml@{MJML_VERSION}) for comparison...")
+        done = subprocess.run(
+            [
+                npm,
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(NODE_DIR),
+                f"mjml@{MJML_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0 or not cli.exists():
+            print("  could not install it:", done.stderr.strip()[:200])
+            return None
+    return [node, str(cli)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30, help="in-process repetitions")
+    parser.add_argument("--process-runs", type=int, default=7, help="whole-process repetitions")
+    args = parser.parse_args()
+
+    settings = Settings(templates_dir=ROOT / "templates", _env_file=None)  # type: ignore[call-arg]
+    issue = load_issue(SAMPLE)
+    first_start = time.perf_counter()
+    rendered = render_issue(issue, settings)
+    first = (time.perf_counter() - first_start) * 1000
+    mjml = render_mjml(issue, settings)
+    compiled = engine.compile_mjml(mjml, "bench")
+    articles = len(issue.issue.articles())
+
+    load = median_ms(lambda: load_issue(SAMPLE), args.runs)
+    render = median_ms(lambda: render_issue(load_issue(SAMPLE), settings), args.runs)
+    jinja = median_ms(lambda: render_mjml(issue, settings), args.runs)
+    mjml_ms = median_ms(lambda: engine.compile_mjml(mjml, "bench"), args.runs)
+    inline = median_ms(lambda: engine.inline_css(compiled), args.runs)
+
+    print(f"sample issue: {articles} articles, {rendered.html_size / 1024:.1f} KB of HTML")
+    print(f"in-process, median of {args.runs}:")
+    print(f"  load + validate            {load:7.2f} ms")
+    print(
+        f"  load + validate + render   {render:7.2f} ms   (target 30 ms: {render / 30:.2f}x of it)"
+    )
+    print(f"    Jinja to MJML            {jinja:7.2f} ms")
+    print(f"    mjml-python compile      {mjml_ms:7.2f} ms")
+    print(f"    premailer inlining       {inline:7.2f} ms")
+    print(f"  first render (cold caches) {first:7.2f} ms")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = Path(sys.executable).with_name("newsletter")
+        command = [str(exe)] if exe.exists() else [sys.executable, "-m", "newsletter"]
+        env = {**os.environ, "NEWSLETTER_TEMPLATES_DIR": str(ROOT / "templates")}
+
+        def build() -> None:
+            subprocess.run(
+                [*command, "build", str(SAMPLE), "--out", tmp],
+                check=True,
+                capture_output=True,
+                env=env,
+            )
+
+        build()  # warm the OS file cache and bytecode
+        whole = median_ms(build, args.process_runs)
+        print(f"whole process, median of {args.process_runs}:")
+        print(f"  newsletter build           {whole:7.1f} ms   (render, text, sample .eml, files)")
+
+        cli = official_mjml()
+        if cli is None:
+            print("  official mjml CLI          not measured: node and npm are not available")
+            return
+        source = Path(tmp) / "issue.mjml"
+        source.write_text(mjml, encoding="utf-8")
+        out = Path(tmp) / "mjml-cli.html"
+
+        def official() -> None:
+            subprocess.run([*cli, str(source), "-o", str(out)], check=True, capture_output=True)
+
+        official()
+        node_ms = median_ms(official, args.process_runs)
+        print(f"  official mjml CLI          {node_ms:7.1f} ms   (MJML to HTML only, same MJML)")
+        print(
+            f"ratio: newsletter build takes {whole / node_ms:.2f}x the time of the mjml CLI alone "
+            f"({node_ms / whole:.1f}x faster)"
+        )
+
+
+if __name__ == "__main__":
+    main()

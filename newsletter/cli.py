@@ -1,5 +1,8 @@
 """The `newsletter` command: a thin layer that parses arguments, calls one library
 function and prints. Library errors arrive as NewsletterError and leave as one line each.
+
+Commands import the library inside their bodies, so `--help` and `validate` do not pay
+for loading the renderer (premailer alone takes over 100 ms to import).
 """
 
 from __future__ import annotations
@@ -11,11 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from newsletter import build as build_mod
 from newsletter.errors import NewsletterError
-from newsletter.issue import load_issue, new_issue
-from newsletter.render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES
-from newsletter.settings import load_settings
 
 # Locals stay hidden: the SMTP password is one of them once sending exists.
 app = typer.Typer(
@@ -58,6 +57,8 @@ def validate(
 
     Example: newsletter validate issues/*.yaml
     """
+    from newsletter.issue import load_issue
+
     failed = 0
     for path in files:
         try:
@@ -83,8 +84,11 @@ def build(
 
     Example: newsletter build issues/2021-05.yaml --out build/
     """
-    settings = load_settings()
-    result = build_mod.build(file, settings, out)
+    from newsletter.build import build as build_issue
+    from newsletter.render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES
+    from newsletter.settings import load_settings
+
+    result = build_issue(file, load_settings(), out)
     size = result.rendered.html_size
     typer.echo(f"Built {file} (content hash {result.rendered.content_hash[:12]})")
     typer.echo(f"  {result.html}   web version, {size / 1024:.1f} KB of HTML")
@@ -113,8 +117,10 @@ def new(
 
     Example: newsletter new 2021-06
     """
-    settings = load_settings()
-    created, source = new_issue(slug, Path(settings.issues_dir))
+    from newsletter.issue import new_issue
+    from newsletter.settings import load_settings
+
+    created, source = new_issue(slug, Path(load_settings().issues_dir))
     typer.echo(f"Created {created} from {source}. Edit it, then run: newsletter validate {created}")
 
 

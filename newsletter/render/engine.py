@@ -34,6 +34,7 @@ def _skip_inline_style_validation() -> None:
 
     unvalidated._lock = original._lock  # type: ignore[attr-defined]  # the body looks it up by name
     unvalidated.unvalidated = True  # type: ignore[attr-defined]
+    unvalidated.original = original  # type: ignore[attr-defined]
     merge_style.csstext_to_pairs = unvalidated
 
 

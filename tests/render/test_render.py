@@ -346,3 +346,22 @@ def test_unknown_theme_is_reported_at_the_issue(settings: Settings) -> None:
     assert (
         str(info.value) == f"issues/a.yaml: template 'fancy' not found in {settings.templates_dir}/"
     )
+
+
+def test_skipping_premailer_inline_validation_changes_nothing(
+    sample_issue: IssueFile, settings: Settings
+) -> None:
+    """engine skips the cssutils validation premailer does on inline styles; prove that
+    validated and unvalidated parsing agree on every inline style of the sample."""
+    from premailer import merge_style
+
+    from newsletter.render import engine, render_mjml
+
+    compiled = engine.compile_mjml(render_mjml(sample_issue, settings), "sample")
+    styles = set(re.findall(r'style="([^"]*)"', compiled))
+    assert len(styles) > 30
+    original = merge_style.csstext_to_pairs.original  # type: ignore[attr-defined]
+    for style in styles:
+        assert original(html.unescape(style), validate=True) == original(
+            html.unescape(style), validate=False
+        ), style

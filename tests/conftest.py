@@ -14,7 +14,9 @@ from newsletter.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "issues" / "2021-05.yaml"
-CONTENT = ROOT.parent / "shared" / "content" / "regional-migration-news-2021.txt"
+# The news items the sample issue was written from (a copy of the team's shared content).
+CONTENT = ROOT / "tests" / "data" / "regional-migration-news-2021.txt"
+SHARED_CONTENT = ROOT.parent / "shared" / "content" / CONTENT.name
 
 MINIMAL_ISSUE = """\
 subject: Hello

@@ -9,7 +9,7 @@ import pytest
 
 from newsletter.errors import InputError, NewsletterError
 from newsletter.issue import load_issue, parse_issue
-from tests.conftest import CONTENT, MINIMAL_ISSUE, SAMPLE
+from tests.conftest import CONTENT, MINIMAL_ISSUE, SAMPLE, SHARED_CONTENT
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "bad_issues"
 BAD_FILES = sorted(CORPUS.glob("*.yaml"))
@@ -34,6 +34,12 @@ def test_sample_has_every_news_item_with_its_exact_title() -> None:
     issue = load_issue(SAMPLE).issue
     assert sorted(a.title for a in issue.articles()) == sorted(titles)
     assert len(titles) == 9
+
+
+def test_content_copy_matches_the_shared_content() -> None:
+    if not SHARED_CONTENT.exists():
+        pytest.skip("no shared content beside this checkout")
+    assert CONTENT.read_bytes() == SHARED_CONTENT.read_bytes()
 
 
 def test_minimal_issue_gets_defaults() -> None:

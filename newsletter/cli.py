@@ -124,5 +124,336 @@ def new(
     typer.echo(f"Created {created} from {source}. Edit it, then run: newsletter validate {created}")
 
 
+# Audience: subscribers, lists, segments and the database.
+
+subscribers_app = typer.Typer(
+    help="Add, import, export, show and remove subscribers.", no_args_is_help=True
+)
+lists_app = typer.Typer(help="Create lists and see their counts.", no_args_is_help=True)
+segments_app = typer.Typer(
+    help="See the segments declared in the segments file.", no_args_is_help=True
+)
+db_app = typer.Typer(help="The subscriber database.", no_args_is_help=True)
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(lists_app, name="lists")
+app.add_typer(segments_app, name="segments")
+app.add_typer(db_app, name="db")
+
+ListOption = Annotated[
+    str | None, typer.Option("--list", help="List name. [default: NEWSLETTER_DEFAULT_LIST]")
+]
+TagOption = Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeat for more.")]
+
+
+def _when(moment: Any) -> str:
+    # SQLite hands datetimes back without their zone; every stored time is UTC.
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else ""
+
+
+def _audience() -> tuple[Any, Any]:
+    from newsletter.audience import database
+    from newsletter.settings import load_settings
+
+    settings = load_settings()
+    return settings, database(settings)
+
+
+@subscribers_app.command("import")
+@reports_errors
+def subscribers_import(
+    file: Annotated[
+        Path, typer.Argument(help="CSV file with an email column.", show_default=False)
+    ],
+    list_name: ListOption = None,
+    tag: TagOption = None,
+    unconfirmed: Annotated[
+        bool, typer.Option("--unconfirmed", help="Leave memberships pending double opt-in.")
+    ] = False,
+) -> None:
+    """Import subscribers from CSV into a list, in one transaction.
+
+    Columns email, name, language, status, tags and subscription map to fields; any other
+    column becomes an attribute. Bad rows are reported and skipped. Nobody who
+    unsubscribed, bounced, complained or was erased is brought back.
+
+    Example: newsletter subscribers import people.csv --list bulletin --tag 2021
+    """
+    from newsletter.audience.csvio import MAX_PROBLEMS_KEPT, import_csv
+
+    settings, engine = _audience()
+    report = import_csv(
+        engine,
+        file,
+        list_name=list_name or settings.default_list,
+        tag_names=tag or [],
+        default_list=settings.default_list,
+        confirmed=not unconfirmed,
+    )
+    for line in report.problems:
+        typer.echo(line, err=True)
+    if report.rejected > MAX_PROBLEMS_KEPT:
+        typer.echo(f"... and {report.rejected - MAX_PROBLEMS_KEPT} more rejected rows", err=True)
+    typer.echo(report.summary())
+
+
+@subscribers_app.command("export")
+@reports_errors
+def subscribers_export(
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Only members of this list.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of to the screen.")
+    ] = None,
+) -> None:
+    """Write subscribers as CSV that `subscribers import` reads back to the same data.
+
+    Example: newsletter subscribers export --list bulletin --out bulletin.csv
+    """
+    from newsletter.audience.csvio import export_to
+
+    _, engine = _audience()
+    count = export_to(engine, out, list_name=list_name)
+    if out is not None:
+        typer.echo(f"Exported {count} subscribers to {out}")
+
+
+@subscribers_app.command("add")
+@reports_errors
+def subscribers_add(
+    email: Annotated[str, typer.Argument(help="The address.", show_default=False)],
+    name: Annotated[str, typer.Option("--name", help="The subscriber's name.")] = "",
+    language: Annotated[str | None, typer.Option("--language", help="e.g. en or es.")] = None,
+    list_name: Annotated[
+        list[str] | None,
+        typer.Option("--list", help="A list; repeat for more. [default: NEWSLETTER_DEFAULT_LIST]"),
+    ] = None,
+    tag: TagOption = None,
+) -> None:
+    """Add a subscriber, or add lists and tags to an existing one.
+
+    Example: newsletter subscribers add ana@example.com --name "Ana Pérez" --tag press
+    """
+    from newsletter.audience.subscribers import add_subscriber
+
+    settings, engine = _audience()
+    subscriber, created = add_subscriber(
+        engine,
+        email,
+        name=name,
+        language=language,
+        list_names=list_name or [],
+        tag_names=tag or [],
+        default_list=settings.default_list,
+    )
+    verb = "Added" if created else "Updated"
+    typer.echo(f"{verb} {subscriber.email} (lists: {', '.join(subscriber.lists)})")
+
+
+@subscribers_app.command("show")
+@reports_errors
+def subscribers_show(
+    email: Annotated[str, typer.Argument(help="The address.", show_default=False)],
+) -> None:
+    """Show everything stored about one subscriber.
+
+    Example: newsletter subscribers show ana@example.com
+    """
+    from newsletter.audience.subscribers import get_subscriber
+
+    _, engine = _audience()
+    s = get_subscriber(engine, email)
+    rows = [
+        ("email", s.email),
+        ("name", s.name),
+        ("language", s.language or ""),
+        ("status", s.status),
+        ("lists", ", ".join(f"{n} ({st})" for n, st in s.lists.items())),
+        ("tags", ", ".join(s.tags)),
+        ("attributes", ", ".join(f"{k}={v}" for k, v in sorted(s.attributes.items()))),
+        ("consent", ", ".join(x for x in (s.consent_source, _when(s.consent_at)) if x)),
+        ("created", _when(s.created_at)),
+        ("updated", _when(s.updated_at)),
+    ]
+    for label, value in rows:
+        typer.echo(f"{label + ':':<12}{value}".rstrip())
+
+
+@subscribers_app.command("list")
+@reports_errors
+def subscribers_list(
+    status: Annotated[
+        str | None, typer.Option("--status", help="active, unsubscribed, bounced or complained.")
+    ] = None,
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Only members of this list.")
+    ] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Only subscribers with this tag.")
+    ] = None,
+) -> None:
+    """List subscribers, one per line: email, name, status, lists, tags (tab-separated).
+
+    Example: newsletter subscribers list --status active --list bulletin
+    """
+    from newsletter.audience.subscribers import find_subscribers
+
+    _, engine = _audience()
+    count = 0
+    for s in find_subscribers(engine, status=status, list_name=list_name, tag=tag):
+        if count == 0:
+            typer.echo("email\tname\tstatus\tlists\ttags")
+        lists_text = ",".join(f"{n}:{st}" for n, st in s.lists.items())
+        typer.echo(f"{s.email}\t{s.name}\t{s.status}\t{lists_text}\t{','.join(s.tags)}")
+        count += 1
+    typer.echo(f"{count} subscriber{'s' if count != 1 else ''}", err=True)
+
+
+@subscribers_app.command("unsubscribe")
+@reports_errors
+def subscribers_unsubscribe(
+    email: Annotated[str, typer.Argument(help="The address.", show_default=False)],
+    list_name: Annotated[str | None, typer.Option("--list", help="Only from this list.")] = None,
+) -> None:
+    """Unsubscribe someone from everything, or from one list.
+
+    Example: newsletter subscribers unsubscribe ana@example.com
+    """
+    from newsletter.audience.subscribers import unsubscribe
+
+    _, engine = _audience()
+    s = unsubscribe(engine, email, list_name)
+    where = f"the list '{list_name}'" if list_name else "everything"
+    typer.echo(f"Unsubscribed {s.email} from {where}")
+
+
+@subscribers_app.command("remove")
+@reports_errors
+def subscribers_remove(
+    email: Annotated[str, typer.Argument(help="The address.", show_default=False)],
+) -> None:
+    """Erase a subscriber for good (an erasure request). A hash of the address is kept so
+    that a later import does not bring them back.
+
+    Example: newsletter subscribers remove ana@example.com
+    """
+    from newsletter.audience.subscribers import remove_subscriber
+
+    _, engine = _audience()
+    address = remove_subscriber(engine, email)
+    typer.echo(f"Erased {address}; a hash of the address is kept so that imports skip it")
+
+
+@lists_app.command("create")
+@reports_errors
+def lists_create(
+    name: Annotated[str, typer.Argument(help="Letters, digits, dashes.", show_default=False)],
+    description: Annotated[str, typer.Option("--description", help="What the list is for.")] = "",
+) -> None:
+    """Create a list.
+
+    Example: newsletter lists create events --description "Event invitations"
+    """
+    from newsletter.audience.subscribers import create_list
+
+    _, engine = _audience()
+    create_list(engine, name, description)
+    typer.echo(f"Created the list '{name}'")
+
+
+@lists_app.command("list")
+@reports_errors
+def lists_list() -> None:
+    """Show every list with its member counts.
+
+    Example: newsletter lists list
+    """
+    from newsletter.audience.subscribers import list_lists
+
+    _, engine = _audience()
+    infos = list_lists(engine)
+    width = max([len("list"), *(len(i.name) for i in infos)])
+    typer.echo(f"{'list':<{width}}  confirmed  unconfirmed  unsubscribed  description")
+    for i in infos:
+        typer.echo(
+            f"{i.name:<{width}}  {i.confirmed:>9}  {i.unconfirmed:>11}  {i.unsubscribed:>12}  "
+            f"{i.description}".rstrip()
+        )
+
+
+@segments_app.command("list")
+@reports_errors
+def segments_list() -> None:
+    """Show every segment with its recipient count.
+
+    Example: newsletter segments list
+    """
+    from newsletter.audience import segments
+    from newsletter.audience.segments import count
+
+    settings, engine = _audience()
+    declared = segments(settings)
+    rows = [
+        (name, count(engine, declared.get(name)), declared.get(name).segment.description)
+        for name in declared.names()
+    ]
+    width = max(len(r[0]) for r in rows)
+    typer.echo(f"{'segment':<{width}}  recipients  description")
+    for name, n, description in rows:
+        typer.echo(f"{name:<{width}}  {n:>10}  {description}".rstrip())
+
+
+@segments_app.command("show")
+@reports_errors
+def segments_show(
+    name: Annotated[str, typer.Argument(help="The segment's name.", show_default=False)],
+    limit: Annotated[int, typer.Option("--limit", help="How many recipients to show.")] = 10,
+) -> None:
+    """Show a segment's filter, its recipient count and its first recipients.
+
+    Example: newsletter segments show everyone --limit 5
+    """
+    from newsletter.audience import segments
+    from newsletter.audience.segments import count, recipients
+
+    settings, engine = _audience()
+    named = segments(settings).get(name)
+    total = count(engine, named)
+    typer.echo(f"segment:     {named.name}")
+    if named.segment.description:
+        typer.echo(f"description: {named.segment.description}")
+    typer.echo(f"lists:       {', '.join(named.lists)}")
+    typer.echo(f"recipients:  {total}")
+    shown = 0
+    for batch in recipients(engine, named, batch_size=max(1, min(limit, 1000))):
+        for r in batch:
+            if shown >= limit:
+                break
+            typer.echo(f"  {r.email}" + (f"  {r.name}" if r.name else ""))
+            shown += 1
+        if shown >= limit:
+            break
+    if total > shown:
+        typer.echo(f"  ... and {total - shown} more")
+
+
+@db_app.command("upgrade")
+@reports_errors
+def db_upgrade() -> None:
+    """Create the database's schema, or upgrade it to this version's. Every command does
+    this itself when needed; this command does only that.
+
+    Example: newsletter db upgrade
+    """
+    from newsletter.audience.db import make_engine, upgrade
+    from newsletter.settings import load_settings
+
+    before, after = upgrade(make_engine(load_settings().database_url))
+    if before == after:
+        typer.echo(f"The database is at schema version {after}; nothing to do")
+    else:
+        typer.echo(f"Upgraded the database from schema version {before} to {after}")
+
+
 def main() -> None:
     app()

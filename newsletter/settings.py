@@ -13,7 +13,7 @@ from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsletter.errors import ConfigError
-from newsletter.fields import AbsoluteURL, HeaderText, header_safe
+from newsletter.fields import AbsoluteURL, HeaderText, Slug, header_safe
 
 HeaderAddress = Annotated[str, AfterValidator(header_safe)]
 
@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     templates_dir: Path = Path("templates")
     issues_dir: Path = Path("issues")
     build_dir: Path = Field(default=Path("build"))
+    segments_file: Path = Path("segments.yaml")
+    default_list: Slug = "bulletin"
 
     @field_validator("reply_to", "secret_key", mode="before")
     @classmethod

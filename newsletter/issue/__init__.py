@@ -29,13 +29,20 @@ class IssueFile:
     path: str
     slug: str
     issue: Issue
+    doc: yamlfile.YamlDocument | None = None
+
+    def location(self, *path: str | int) -> Location:
+        """Where a key of the issue stands in its file, for errors found after loading."""
+        if self.doc is None:
+            return Location(self.path)
+        return self.doc.location(path)
 
 
 def parse_issue(text: str, file: str) -> IssueFile:
     """Validate issue YAML text; every problem carries file, line and column."""
     doc = yamlfile.parse_yaml(text, file, what="issue file")
     issue = yamlfile.validate(Issue, doc, what="an issue file")
-    return IssueFile(path=file, slug=Path(file).stem, issue=issue)
+    return IssueFile(path=file, slug=Path(file).stem, issue=issue, doc=doc)
 
 
 def load_issue(path: Path | str) -> IssueFile:

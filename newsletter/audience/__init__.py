@@ -1,0 +1,32 @@
+"""The audience: subscribers, lists and segments in the database the settings name."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+
+from newsletter.audience.db import open_database
+from newsletter.audience.segments import NamedSegment, Segments, load_segments
+from newsletter.errors import NewsletterError
+from newsletter.issue import IssueFile
+from newsletter.settings import Settings
+
+__all__ = ["audience_of", "database", "segments"]
+
+
+def database(settings: Settings) -> Engine:
+    """The subscriber database, created or upgraded to the current schema."""
+    return open_database(settings.database_url)
+
+
+def segments(settings: Settings) -> Segments:
+    return load_segments(settings.segments_file, settings.default_list)
+
+
+def audience_of(issue_file: IssueFile, settings: Settings) -> NamedSegment:
+    """The segment an issue's `audience` names; an unknown name is reported at that key."""
+    try:
+        return segments(settings).get(issue_file.issue.audience)
+    except NewsletterError as exc:
+        if exc.location is not None:
+            raise
+        raise NewsletterError(f"audience: {exc.message}", issue_file.location("audience")) from None

@@ -1,0 +1,364 @@
+"""Subscribers and lists: the operations behind `newsletter subscribers` and `lists`.
+
+One rule runs through all of it: someone who left (unsubscribed, bounced, complained, or
+erased) is never brought back by a tool. Only the subscriber can resubscribe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from newsletter import fields
+from newsletter.audience.addresses import address_key, normalize_address, suppression_hash
+from newsletter.audience.db import (
+    SUBSCRIBER_STATUSES,
+    lists,
+    subscribers,
+    subscriptions,
+    suppressions,
+    tags,
+    utcnow,
+)
+from newsletter.errors import NewsletterError
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str
+    language: str | None
+    attributes: dict[str, str]
+    status: str
+    consent_source: str | None
+    consent_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    lists: dict[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ListInfo:
+    name: str
+    description: str
+    confirmed: int
+    unconfirmed: int
+    unsubscribed: int
+
+
+def check_list_name(name: str) -> str:
+    try:
+        return fields.slug(name)
+    except ValueError as exc:
+        raise NewsletterError(f"list name {exc}") from None
+
+
+def check_tag(tag: str) -> str:
+    try:
+        return fields.slug(tag)
+    except ValueError as exc:
+        raise NewsletterError(f"tag {exc}") from None
+
+
+def list_ids(
+    conn: Connection, names: Iterable[str], *, create: str | None = None
+) -> dict[str, int]:
+    """Ids of the named lists. The list named `create` (the default list) is made on demand;
+    any other unknown name is an error."""
+    wanted = {check_list_name(n) for n in names}
+    found = dict(
+        conn.execute(sa.select(lists.c.name, lists.c.id).where(lists.c.name.in_(wanted))).all()
+    )
+    for name in sorted(wanted - found.keys()):
+        if name != create:
+            raise NewsletterError(
+                f"there is no list '{name}'; create it with: newsletter lists create {name}"
+            )
+        found[name] = conn.execute(
+            sa.insert(lists)
+            .values(name=name, description="", created_at=utcnow())
+            .returning(lists.c.id)
+        ).scalar_one()
+    return found
+
+
+def create_list(engine: Engine, name: str, description: str = "") -> None:
+    check_list_name(name)
+    with engine.begin() as conn:
+        if conn.execute(sa.select(lists.c.id).where(lists.c.name == name)).first():
+            raise NewsletterError(f"the list '{name}' already exists")
+        conn.execute(
+            sa.insert(lists).values(name=name, description=description, created_at=utcnow())
+        )
+
+
+def list_lists(engine: Engine) -> list[ListInfo]:
+    def count(status: str) -> sa.ColumnElement[int]:
+        return sa.func.count(subscriptions.c.subscriber_id).filter(subscriptions.c.status == status)
+
+    query = (
+        sa.select(
+            lists.c.name,
+            lists.c.description,
+            count("confirmed"),
+            count("unconfirmed"),
+            count("unsubscribed"),
+        )
+        .select_from(lists.outerjoin(subscriptions, subscriptions.c.list_id == lists.c.id))
+        .group_by(lists.c.id, lists.c.name, lists.c.description)
+        .order_by(lists.c.name)
+    )
+    with engine.connect() as conn:
+        return [ListInfo(*row) for row in conn.execute(query)]
+
+
+def is_suppressed(conn: Connection, address: str) -> bool:
+    query = sa.select(suppressions.c.email_hash).where(
+        suppressions.c.email_hash == suppression_hash(address)
+    )
+    return conn.execute(query).first() is not None
+
+
+def _valid_address(email: str) -> str:
+    try:
+        return normalize_address(email)
+    except ValueError as exc:
+        raise NewsletterError(f"'{email}' is not a valid email address: {exc}") from None
+
+
+def _load(conn: Connection, rows: Iterable[sa.Row[Any]]) -> list[Subscriber]:
+    rows = list(rows)
+    ids = [r.id for r in rows]
+    memberships: dict[int, dict[str, str]] = {i: {} for i in ids}
+    labels: dict[int, list[str]] = {i: [] for i in ids}
+    if ids:
+        for sid, name, status in conn.execute(
+            sa.select(subscriptions.c.subscriber_id, lists.c.name, subscriptions.c.status)
+            .join(lists, lists.c.id == subscriptions.c.list_id)
+            .where(subscriptions.c.subscriber_id.in_(ids))
+            .order_by(lists.c.name)
+        ):
+            memberships[sid][name] = status
+        for sid, tag in conn.execute(
+            sa.select(tags.c.subscriber_id, tags.c.tag)
+            .where(tags.c.subscriber_id.in_(ids))
+            .order_by(tags.c.tag)
+        ):
+            labels[sid].append(tag)
+    return [
+        Subscriber(
+            id=r.id,
+            email=r.email,
+            name=r.name,
+            language=r.language,
+            attributes=dict(r.attributes or {}),
+            status=r.status,
+            consent_source=r.consent_source,
+            consent_at=r.consent_at,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            lists=memberships[r.id],
+            tags=tuple(labels[r.id]),
+        )
+        for r in rows
+    ]
+
+
+def get_subscriber(engine: Engine, email: str) -> Subscriber:
+    with engine.connect() as conn:
+        return _get(conn, email)
+
+
+def _get(conn: Connection, email: str) -> Subscriber:
+    row = conn.execute(
+        sa.select(subscribers).where(subscribers.c.email_key == address_key(email.strip()))
+    ).first()
+    if row is None:
+        raise NewsletterError(f"no subscriber '{email.strip()}'")
+    return _load(conn, [row])[0]
+
+
+def add_subscriber(
+    engine: Engine,
+    email: str,
+    *,
+    name: str = "",
+    language: str | None = None,
+    list_names: Iterable[str] = (),
+    tag_names: Iterable[str] = (),
+    default_list: str,
+    source: str = "added by hand",
+    confirmed: bool = True,
+) -> tuple[Subscriber, bool]:
+    """Add a subscriber, or add lists and tags to an active one; returns (it, created)."""
+    address = _valid_address(email)
+    fields.header_safe(name)
+    if language is not None:
+        fields.language_tag(language)
+    wanted_tags = sorted({check_tag(t) for t in tag_names})
+    now = utcnow()
+    with engine.begin() as conn:
+        if is_suppressed(conn, address):
+            raise NewsletterError(f"{address} was erased on request; it cannot be added back")
+        ids = list_ids(conn, list(list_names) or [default_list], create=default_list)
+        row = conn.execute(
+            sa.select(subscribers.c.id, subscribers.c.status).where(
+                subscribers.c.email_key == address_key(address)
+            )
+        ).first()
+        created = row is None
+        if row is None:
+            sid = conn.execute(
+                sa.insert(subscribers)
+                .values(
+                    email=address,
+                    email_key=address_key(address),
+                    name=name,
+                    language=language,
+                    attributes={},
+                    status="active",
+                    consent_source=source,
+                    consent_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(subscribers.c.id)
+            ).scalar_one()
+        else:
+            sid = row.id
+            if row.status != "active":
+                raise NewsletterError(f"{address} is {row.status}; only they can subscribe again")
+            changes: dict[str, Any] = {}
+            if name:
+                changes["name"] = name
+            if language:
+                changes["language"] = language
+            if changes:
+                conn.execute(
+                    sa.update(subscribers)
+                    .where(subscribers.c.id == sid)
+                    .values(**changes, updated_at=now)
+                )
+        have = dict(
+            conn.execute(
+                sa.select(subscriptions.c.list_id, subscriptions.c.status).where(
+                    subscriptions.c.subscriber_id == sid
+                )
+            ).all()
+        )
+        status = "confirmed" if confirmed else "unconfirmed"
+        new = [lid for lid in ids.values() if lid not in have]
+        if new:
+            conn.execute(
+                sa.insert(subscriptions),
+                [
+                    {
+                        "subscriber_id": sid,
+                        "list_id": lid,
+                        "status": status,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for lid in new
+                ],
+            )
+        old_tags = set(
+            conn.execute(sa.select(tags.c.tag).where(tags.c.subscriber_id == sid)).scalars()
+        )
+        if missing := [t for t in wanted_tags if t not in old_tags]:
+            conn.execute(sa.insert(tags), [{"subscriber_id": sid, "tag": t} for t in missing])
+        return _get(conn, address), created
+
+
+def find_subscribers(
+    engine: Engine,
+    *,
+    status: str | None = None,
+    list_name: str | None = None,
+    tag: str | None = None,
+    batch_size: int = 500,
+) -> Iterator[Subscriber]:
+    """Subscribers matching the filters, in id order, fetched in batches."""
+    if status is not None and status not in SUBSCRIBER_STATUSES:
+        raise NewsletterError(
+            f"'{status}' is not a status; use one of: {', '.join(SUBSCRIBER_STATUSES)}"
+        )
+    conditions: list[sa.ColumnElement[bool]] = []
+    with engine.connect() as conn:
+        if status:
+            conditions.append(subscribers.c.status == status)
+        if list_name:
+            lid = list_ids(conn, [list_name])[list_name]
+            conditions.append(
+                sa.exists().where(
+                    subscriptions.c.subscriber_id == subscribers.c.id,
+                    subscriptions.c.list_id == lid,
+                )
+            )
+        if tag:
+            conditions.append(
+                sa.exists().where(
+                    tags.c.subscriber_id == subscribers.c.id, tags.c.tag == check_tag(tag)
+                )
+            )
+        last = 0
+        while True:
+            rows = conn.execute(
+                sa.select(subscribers)
+                .where(subscribers.c.id > last, *conditions)
+                .order_by(subscribers.c.id)
+                .limit(batch_size)
+            ).all()
+            if not rows:
+                return
+            yield from _load(conn, rows)
+            last = rows[-1].id
+
+
+def unsubscribe(engine: Engine, email: str, list_name: str | None = None) -> Subscriber:
+    """Unsubscribe from one list, or from everything (the subscriber's status)."""
+    now = utcnow()
+    with engine.begin() as conn:
+        current = _get(conn, email)
+        where = subscriptions.c.subscriber_id == current.id
+        if list_name is not None:
+            if list_name not in current.lists:
+                raise NewsletterError(f"{current.email} is not on the list '{list_name}'")
+            where = sa.and_(
+                where, subscriptions.c.list_id == list_ids(conn, [list_name])[list_name]
+            )
+        else:
+            conn.execute(
+                sa.update(subscribers)
+                .where(subscribers.c.id == current.id, subscribers.c.status == "active")
+                .values(status="unsubscribed", updated_at=now)
+            )
+        conn.execute(
+            sa.update(subscriptions).where(where).values(status="unsubscribed", updated_at=now)
+        )
+        return _get(conn, email)
+
+
+def remove_subscriber(engine: Engine, email: str) -> str:
+    """Erase a subscriber for good, keeping only a hash so that imports skip them."""
+    with engine.begin() as conn:
+        current = _get(conn, email)
+        conn.execute(sa.delete(tags).where(tags.c.subscriber_id == current.id))
+        conn.execute(sa.delete(subscriptions).where(subscriptions.c.subscriber_id == current.id))
+        conn.execute(sa.delete(subscribers).where(subscribers.c.id == current.id))
+        if not is_suppressed(conn, current.email):
+            conn.execute(
+                sa.insert(suppressions).values(
+                    email_hash=suppression_hash(current.email),
+                    reason="erasure request",
+                    created_at=utcnow(),
+                )
+            )
+        return current.email

@@ -3,6 +3,7 @@ and a helper that writes an issue file into a temporary folder."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from newsletter.render import RenderedIssue, render_issue
 from newsletter.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# Read before the autouse fixture clears every NEWSLETTER_ variable.
+POSTGRES_URL = os.environ.get("NEWSLETTER_TEST_POSTGRES_URL", "")
 SAMPLE = ROOT / "issues" / "2021-05.yaml"
 # The news items the sample issue was written from (a copy of the team's shared content).
 CONTENT = ROOT / "tests" / "data" / "regional-migration-news-2021.txt"
@@ -36,8 +39,6 @@ closing: Bye.
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's .env or NEWSLETTER_ variables."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("NEWSLETTER_"):
             monkeypatch.delenv(name)
@@ -77,8 +78,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture(scope="session")
 def browser():  # type: ignore[no-untyped-def]
     """Debian's chromium driven by Playwright. Skipped only outside CI when absent."""
-    import os
-
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
@@ -92,3 +91,24 @@ def browser():  # type: ignore[no-untyped-def]
         )
         yield instance
         instance.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A fresh subscriber database: a real SQLite file, and PostgreSQL too when
+    NEWSLETTER_TEST_POSTGRES_URL names one (its tables are dropped first)."""
+    from newsletter.audience.db import make_engine, metadata, upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'subscribers.db'}"
+    else:
+        url = POSTGRES_URL
+        if not url:
+            pytest.skip("NEWSLETTER_TEST_POSTGRES_URL is not set")
+        with make_engine(url).begin() as conn:
+            metadata.drop_all(conn)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", url)
+    created = make_engine(url)
+    upgrade(created)
+    yield created
+    created.dispose()

@@ -73,7 +73,10 @@ def test_a_fatal_error_late_in_the_file_imports_nothing(engine: sa.Engine, tmp_p
 
 
 def test_bom_semicolons_and_quotes(engine: sa.Engine, tmp_path: Path) -> None:
-    text = '\ufeffEmail;Name;Country\n"a@example.com";"Pérez; Ana";"PA"\nB@Example.com;"Bo ""B"" Li";CR\n'
+    text = (
+        '\ufeffEmail;Name;Country\n"a@example.com";"Pérez; Ana";"PA"\n'
+        'B@Example.com;"Bo ""B"" Li";CR\n'
+    )
     report = _import(engine, _write(tmp_path, text))
     assert (report.added, report.rejected) == (2, 0)
     assert get_subscriber(engine, "a@example.com").name == "Pérez; Ana"
@@ -82,7 +85,10 @@ def test_bom_semicolons_and_quotes(engine: sa.Engine, tmp_path: Path) -> None:
 
 
 def test_duplicates_merge_regardless_of_case(engine: sa.Engine, tmp_path: Path) -> None:
-    text = "email,name,city\nAna@Example.com,Ana,\nana@example.COM,,Panama\nANA@EXAMPLE.COM,Ana,Panama\n"
+    text = (
+        "email,name,city\nAna@Example.com,Ana,\nana@example.COM,,Panama\n"
+        "ANA@EXAMPLE.COM,Ana,Panama\n"
+    )
     report = _import(engine, _write(tmp_path, text))
     assert (report.added, report.updated, report.unchanged, report.rejected) == (1, 1, 1, 0)
     assert _count(engine) == 1

@@ -8,6 +8,8 @@ word "No" instead of becoming False (YAML 1.1's Norway problem).
 from __future__ import annotations
 
 import difflib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -203,6 +205,11 @@ def _problem(model: type[BaseModel], doc: YamlDocument, err: Any) -> Problem:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     value = err.get("input")
+    if path and path[-1] == "[key]":
+        # A bad mapping key (a segment's name, say): point at the key itself.
+        path = path[:-1]
+        message = _plain(kind, ctx, value, err["msg"])
+        return Problem(doc.location(path, key=True), format_path(path), message)
     if kind == "extra_forbidden":
         message = "unknown key"
         close = _suggestion(model, path)
@@ -267,25 +274,44 @@ def _fields_at(model: type[BaseModel], path: Path_) -> list[str]:
     """The field names of the model that sits at path inside model, if one does."""
     current: Any = model
     for part in path:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        info = current.model_fields.get(str(part))
-        if info is None:
-            return []
-        current = _model_in(info.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
+        if _is_model(current):
+            info = current.model_fields.get(str(part))
+            if info is None:
+                return []
+            current = info.annotation
+        else:
+            # A list item or a mapping value: step into the container's item type.
+            current = _container_item(current)
+            if current is None:
+                return []
+    current = _unwrap(current)
+    return list(current.model_fields) if _is_model(current) else []
 
 
-def _model_in(annotation: Any) -> Any:
-    """The BaseModel inside list[X], X | None and the like, else the annotation."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_in(arg)
-        if isinstance(found, type) and issubclass(found, BaseModel):
-            return found
-    return annotation
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _unwrap(annotation: Any) -> Any:
+    """X from X | None and Annotated[X, ...]."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(options) != 1:
+                return annotation
+            annotation = options[0]
+        else:
+            return annotation
+
+
+def _container_item(annotation: Any) -> Any:
+    annotation = _unwrap(annotation)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (list, tuple, set, frozenset) and args:
+        return args[0]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    return None

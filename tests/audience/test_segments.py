@@ -4,7 +4,6 @@ plain-Python reading of the same filters."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -143,13 +142,15 @@ def _segments_file(tmp_path: Path, text: str) -> Path:
         (
             "segments:\n  es:\n    language: spanish\n",
             [
-                "3:15: segments.es.language[0]: 'spanish' is not a language code such as en, es or pt-BR"
+                "3:15: segments.es.language[0]: 'spanish' is not a language code such as en, "
+                "es or pt-BR"
             ],
         ),
         (
             "segments:\n  'bad name':\n    lists: [bulletin]\n",
             [
-                "2:3: segments.bad name: 'bad name' is not a name; use letters, digits, dashes and underscores"
+                "2:3: segments.bad name: 'bad name' is not a name; use letters, digits, dashes "
+                "and underscores"
             ],
         ),
         (
@@ -163,7 +164,8 @@ def _segments_file(tmp_path: Path, text: str) -> Path:
         (
             "segments:\n  a: {lists: [bulletin\n",
             [
-                "3:1: YAML syntax error: did not find expected ',' or ']' (a flow sequence started at line 2, column 14)"
+                "3:1: YAML syntax error: did not find expected ',' or ']' "
+                "(a flow sequence started at line 2, column 14)"
             ],
         ),
     ],
@@ -249,8 +251,8 @@ def test_segments_cli(sample: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> Non
     result = runner.invoke(app, ["segments", "show", "donors"])
     assert (result.exit_code, result.stderr) == (
         1,
-        f"Error: no segment 'donors' in {SAMPLE_SEGMENTS}; known segments: everyone, central-america, "
-        "panama, press, spanish-partners\n",
+        f"Error: no segment 'donors' in {SAMPLE_SEGMENTS}; known segments: everyone, "
+        "central-america, panama, press, spanish-partners\n",
     )
 
 
@@ -388,6 +390,3 @@ def test_the_segment_models_reject_bad_values() -> None:
         yamlfile.validate(
             SegmentsFile, yamlfile.parse_yaml("segments:\n  a:\n    lists: ['no way']\n", "x.yaml")
         )
-
-
-_ = Callable  # keep the typing import for the fixtures' annotations

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from newsletter.cli import app
-from tests.conftest import SAMPLE
+from tests.conftest import ROOT, SAMPLE
 
 runner = CliRunner()
 
@@ -149,12 +149,28 @@ def test_new_refuses_a_path_as_name(write_issue: Callable[..., Path]) -> None:
     )
 
 
+def _leaf_commands(group, prefix=()):  # type: ignore[no-untyped-def]
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _leaf_commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
 def test_every_command_has_help_with_an_example() -> None:
     import typer.main
 
-    group = typer.main.get_command(app)
-    assert set(group.commands) >= {"validate", "build", "new"}
-    for name in group.commands:
-        code, out, _ = run(name, "--help")
+    commands = list(_leaf_commands(typer.main.get_command(app)))
+    assert len(commands) >= 15
+    for path in commands:
+        code, out, _ = run(*path, "--help")
         assert code == 0
-        assert "Example: newsletter " + name in out, name
+        assert "Example: newsletter " + " ".join(path) in out, path
+
+
+def test_every_command_is_in_the_readme() -> None:
+    import typer.main
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for path in _leaf_commands(typer.main.get_command(app)):
+        assert "newsletter " + " ".join(path) in readme, path

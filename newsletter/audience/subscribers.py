@@ -199,9 +199,15 @@ def add_subscriber(
 ) -> tuple[Subscriber, bool]:
     """Add a subscriber, or add lists and tags to an active one; returns (it, created)."""
     address = _valid_address(email)
-    fields.header_safe(name)
+    try:
+        fields.header_safe(name)
+    except ValueError as exc:
+        raise NewsletterError(f"the name {exc}") from None
     if language is not None:
-        fields.language_tag(language)
+        try:
+            fields.language_tag(language)
+        except ValueError as exc:
+            raise NewsletterError(str(exc)) from None
     wanted_tags = sorted({check_tag(t) for t in tag_names})
     now = utcnow()
     with engine.begin() as conn:

@@ -59,7 +59,8 @@ def test_bad_input_is_one_line(engine: sa.Engine) -> None:
     assert run("subscribers", "add", "not-an-address") == (
         1,
         "",
-        "Error: 'not-an-address' is not a valid email address: An email address must have an @-sign.\n",
+        "Error: 'not-an-address' is not a valid email address: "
+        "An email address must have an @-sign.\n",
     )
     assert run("subscribers", "add", "a@example.com", "--name", "A\nBcc: x@example.com")[2] == (
         "Error: the name must be on one line (it goes into a mail header)\n"
@@ -114,7 +115,7 @@ def test_remove_erases_and_suppresses(engine: sa.Engine) -> None:
         dump = "\n".join(
             str(row)
             for table in ("subscribers", "tags", "subscriptions", "suppressions")
-            for row in conn.execute(sa.text(f"SELECT * FROM {table}"))  # noqa: S608 - fixed names
+            for row in conn.execute(sa.text(f"SELECT * FROM {table}"))
         )
     assert "ana" not in dump.lower()
     assert run("subscribers", "add", "ana@example.com") == (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,9 +29,8 @@ from newsletter.audience.db import (
     subscriptions,
     suppressions,
     tags,
-    utcnow,
 )
-from newsletter.audience.subscribers import check_tag, list_ids
+from newsletter.audience.subscribers import check_tag, find_subscribers, list_ids, on_list
 from newsletter.errors import Location, NewsletterError
 
 RESERVED = ("email", "name", "language", "status", "tags", "subscription")
@@ -145,54 +145,86 @@ def _header(names: list[str], file: str) -> list[str]:
     return header
 
 
-def _parse(header: list[str], line: int, record: list[str]) -> _Row:
-    if len(record) != len(header):
-        raise ValueError(f"has {len(record)} fields; the first line names {len(header)} columns")
-    values = dict(zip(header, (v.strip() for v in record), strict=True))
-    if any(len(v) > MAX_FIELD for v in values.values()):
-        raise ValueError(f"a field is longer than {MAX_FIELD} characters")
-    if not values["email"]:
-        raise ValueError("the email is empty")
-    try:
-        email = normalize_address(values["email"])
-    except ValueError as exc:
-        raise ValueError(f"'{values['email']}' is not a valid email address: {exc}") from None
-    name = values.get("name", "")
-    if len(name) > MAX_NAME:
-        raise ValueError(f"the name is longer than {MAX_NAME} characters")
-    try:
-        fields.header_safe(name)
-    except ValueError as exc:
-        raise ValueError(f"the name {exc}") from None
-    language = values.get("language") or None
-    if language:
-        fields.language_tag(language)
-    status = values.get("status") or None
-    if status and status not in SUBSCRIBER_STATUSES:
-        raise ValueError(f"status '{status}' is not one of: {', '.join(SUBSCRIBER_STATUSES)}")
-    subscription = values.get("subscription") or None
-    if subscription and subscription not in SUBSCRIPTION_STATUSES:
-        raise ValueError(
-            f"subscription '{subscription}' is not one of: {', '.join(SUBSCRIPTION_STATUSES)}"
-        )
+@lru_cache(maxsize=256)
+def _language(value: str) -> str:
+    return fields.language_tag(value)
+
+
+@lru_cache(maxsize=1024)
+def _tags(value: str) -> frozenset[str]:
     labels = set()
-    for tag in values.get("tags", "").replace(",", " ").split():
+    for tag in value.replace(",", " ").split():
         try:
             labels.add(fields.slug(tag))
         except ValueError as exc:
             raise ValueError(f"tag {exc}") from None
-    attributes = {}
-    for key, value in values.items():
-        if key in RESERVED or not value:
-            continue
-        if len(value) > MAX_ATTRIBUTE:
-            raise ValueError(f"'{key}' is longer than {MAX_ATTRIBUTE} characters")
-        if "\x00" in value:
-            raise ValueError(f"'{key}' contains a NUL character")
-        attributes[key] = value
-    return _Row(
-        line, email, address_key(email), name, language, status, subscription, labels, attributes
-    )
+    return frozenset(labels)
+
+
+class _Parser:
+    """Turns one record into a _Row; column positions are worked out once per file."""
+
+    def __init__(self, header: list[str]) -> None:
+        self.width = len(header)
+        self.at = {name: header.index(name) for name in RESERVED if name in header}
+        self.attributes = [(i, name) for i, name in enumerate(header) if name not in RESERVED]
+
+    def _get(self, record: list[str], name: str) -> str:
+        i = self.at.get(name)
+        return record[i].strip() if i is not None else ""
+
+    def __call__(self, line: int, record: list[str]) -> _Row:
+        if len(record) != self.width:
+            raise ValueError(f"has {len(record)} fields; the first line names {self.width} columns")
+        if max(map(len, record)) > MAX_FIELD:
+            raise ValueError(f"a field is longer than {MAX_FIELD} characters")
+        raw = self._get(record, "email")
+        if not raw:
+            raise ValueError("the email is empty")
+        try:
+            email = normalize_address(raw)
+        except ValueError as exc:
+            raise ValueError(f"'{raw}' is not a valid email address: {exc}") from None
+        name = self._get(record, "name")
+        if len(name) > MAX_NAME:
+            raise ValueError(f"the name is longer than {MAX_NAME} characters")
+        try:
+            fields.header_safe(name)
+        except ValueError as exc:
+            raise ValueError(f"the name {exc}") from None
+        language = self._get(record, "language") or None
+        if language:
+            _language(language)
+        status = self._get(record, "status") or None
+        if status and status not in SUBSCRIBER_STATUSES:
+            raise ValueError(f"status '{status}' is not one of: {', '.join(SUBSCRIBER_STATUSES)}")
+        subscription = self._get(record, "subscription") or None
+        if subscription and subscription not in SUBSCRIPTION_STATUSES:
+            raise ValueError(
+                f"subscription '{subscription}' is not one of: {', '.join(SUBSCRIPTION_STATUSES)}"
+            )
+        attributes = {}
+        for i, key in self.attributes:
+            value = record[i].strip()
+            if not value:
+                continue
+            if len(value) > MAX_ATTRIBUTE:
+                raise ValueError(f"'{key}' is longer than {MAX_ATTRIBUTE} characters")
+            if "\x00" in value:
+                raise ValueError(f"'{key}' contains a NUL character")
+            attributes[key] = value
+        labels = set(_tags(self._get(record, "tags")))
+        return _Row(
+            line,
+            email,
+            address_key(email),
+            name,
+            language,
+            status,
+            subscription,
+            labels,
+            attributes,
+        )
 
 
 def import_csv(
@@ -211,14 +243,14 @@ def import_csv(
     report = ImportReport(file=str(path), list_name=list_name)
     default_subscription = "confirmed" if confirmed else "unconfirmed"
     records = _records(path)
-    header = _header(next(records), str(path))  # type: ignore[arg-type]
+    parse = _Parser(_header(next(records), str(path)))  # type: ignore[arg-type]
     with engine.begin() as conn:
         list_id = list_ids(conn, [list_name], create=default_list)[list_name]
         batch: list[_Row] = []
         for item in records:
             line, record = item  # type: ignore[misc]
             try:
-                row = _parse(header, line, record)
+                row = parse(line, record)
             except ValueError as exc:
                 report.reject(line, str(exc))
                 continue
@@ -301,13 +333,15 @@ def _apply(
         else:
             report.updated += 1
 
-    now = utcnow()
+    # One timestamp per statement, computed by the database: binding a datetime on every
+    # row costs more than the rest of the row.
+    now = sa.func.current_timestamp()
     new = [(k, v) for k, v in final.items() if k not in existing]
     if new:
-        returned = conn.execute(
-            sa.insert(subscribers).returning(
-                subscribers.c.id, subscribers.c.email_key, sort_by_parameter_order=True
-            ),
+        # Plain executemany, then one SELECT for the ids: RETURNING with many rows falls
+        # back to a statement per row on SQLite.
+        conn.execute(
+            sa.insert(subscribers).values(consent_at=now, created_at=now, updated_at=now),
             [
                 {
                     "email": v["email"],
@@ -317,15 +351,19 @@ def _apply(
                     "attributes": v["attributes"],
                     "status": v["status"],
                     "consent_source": source,
-                    "consent_at": now,
-                    "created_at": now,
-                    "updated_at": now,
                 }
                 for k, v in new
             ],
-        ).all()
-        for (sid, _key), (_, v) in zip(returned, new, strict=True):
-            v["id"] = sid
+        )
+        ids = dict(
+            conn.execute(
+                sa.select(subscribers.c.email_key, subscribers.c.id).where(
+                    subscribers.c.email_key.in_([k for k, _ in new])
+                )
+            ).all()
+        )
+        for key, v in new:
+            v["id"] = ids[key]
     changed = [
         v
         for key, v in final.items()
@@ -358,17 +396,8 @@ def _apply(
     join = [v for v in final.values() if memberships.get(v["id"]) is None]
     if join:
         conn.execute(
-            sa.insert(subscriptions),
-            [
-                {
-                    "subscriber_id": v["id"],
-                    "list_id": list_id,
-                    "status": v["subscription"],
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for v in join
-            ],
+            sa.insert(subscriptions).values(list_id=list_id, created_at=now, updated_at=now),
+            [{"subscriber_id": v["id"], "status": v["subscription"]} for v in join],
         )
     confirm = [
         v for v in final.values() if memberships.get(v["id"]) not in (None, v["subscription"])
@@ -434,69 +463,25 @@ def _merge(before: dict[str, Any] | None, row: _Row) -> dict[str, Any]:
 def export_csv(engine: Engine, out: IO[str], *, list_name: str | None = None) -> int:
     """Write subscribers as CSV that imports back to the same data; returns the row count."""
     with engine.connect() as conn:
-        where: list[sa.ColumnElement[bool]] = []
-        list_id = None
-        if list_name is not None:
-            list_id = list_ids(conn, [list_name])[list_name]
-            where.append(
-                sa.exists().where(
-                    subscriptions.c.subscriber_id == subscribers.c.id,
-                    subscriptions.c.list_id == list_id,
-                )
-            )
+        where = [on_list(list_ids(conn, [list_name])[list_name])] if list_name else []
         keys: set[str] = set()
         for attributes in conn.execute(sa.select(subscribers.c.attributes).where(*where)).scalars():
             keys.update(attributes or {})
-        header = ["email", "name", "language", "status", "tags"]
-        if list_id is not None:
-            header.append("subscription")
-        attribute_columns = sorted(keys - set(RESERVED))
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(header + attribute_columns)
-        count = 0
-        last = 0
-        while True:
-            rows = conn.execute(
-                sa.select(subscribers)
-                .where(subscribers.c.id > last, *where)
-                .order_by(subscribers.c.id)
-                .limit(1000)
-            ).all()
-            if not rows:
-                return count
-            ids = [r.id for r in rows]
-            labels: dict[int, list[str]] = {}
-            for sid, tag in conn.execute(
-                sa.select(tags.c.subscriber_id, tags.c.tag)
-                .where(tags.c.subscriber_id.in_(ids))
-                .order_by(tags.c.tag)
-            ):
-                labels.setdefault(sid, []).append(tag)
-            membership: dict[int, str] = {}
-            if list_id is not None:
-                membership = dict(
-                    conn.execute(
-                        sa.select(subscriptions.c.subscriber_id, subscriptions.c.status).where(
-                            subscriptions.c.list_id == list_id,
-                            subscriptions.c.subscriber_id.in_(ids),
-                        )
-                    ).all()
-                )
-            for r in rows:
-                record = [
-                    r.email,
-                    r.name,
-                    r.language or "",
-                    r.status,
-                    " ".join(labels.get(r.id, [])),
-                ]
-                if list_id is not None:
-                    record.append(membership[r.id])
-                attributes = r.attributes or {}
-                record.extend(attributes.get(k, "") for k in attribute_columns)
-                writer.writerow(record)
-                count += 1
-            last = rows[-1].id
+    attribute_columns = sorted(keys - set(RESERVED))
+    header = ["email", "name", "language", "status", "tags"]
+    if list_name:
+        header.append("subscription")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header + attribute_columns)
+    count = 0
+    for s in find_subscribers(engine, list_name=list_name, batch_size=1000):
+        record = [s.email, s.name, s.language or "", s.status, " ".join(s.tags)]
+        if list_name:
+            record.append(s.lists[list_name])
+        record.extend(s.attributes.get(k, "") for k in attribute_columns)
+        writer.writerow(record)
+        count += 1
+    return count
 
 
 def export_to(engine: Engine, path: Path | None, *, list_name: str | None = None) -> int:

@@ -8,8 +8,9 @@ in its own transaction, and refuses a database from a newer version of the tool.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -115,6 +116,22 @@ def _create_v1(conn: Connection) -> None:
 # Version N is reached by running MIGRATIONS[N - 1]. Append; never edit a released step.
 MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def in_batches(
+    conn: Connection, query: sa.Select[Any], key: sa.Column[int], batch_size: int
+) -> Iterator[list[sa.Row[Any]]]:
+    """Run query in pages ordered by key (an integer id), never holding more than one page.
+
+    Keyset pagination (key > last) keeps every page's query cheap and the order stable
+    while rows are added or removed meanwhile."""
+    last = 0
+    while True:
+        rows = conn.execute(query.where(key > last).order_by(key).limit(batch_size)).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1]._mapping[key]
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

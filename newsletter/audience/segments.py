@@ -17,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from sqlalchemy.engine import Engine
 
 from newsletter import yamlfile
-from newsletter.audience.db import lists, subscribers, subscriptions, tags
+from newsletter.audience.db import in_batches, lists, subscribers, subscriptions, tags
 from newsletter.errors import Location, NewsletterError
 from newsletter.fields import Language, Slug
 
@@ -192,22 +192,9 @@ class RecipientRow:
 def recipients(
     engine: Engine, named: NamedSegment, *, batch_size: int = 1000
 ) -> Iterator[list[RecipientRow]]:
-    """The segment's recipients in id order, in batches, never all in memory at once.
-
-    Keyset pagination (id > last) keeps each batch's query cheap and the order stable
-    while subscribers are added or removed meanwhile."""
+    """The segment's recipients in id order, in batches, never all in memory at once."""
     columns = (subscribers.c.id, subscribers.c.email, subscribers.c.name, subscribers.c.language)
-    last = 0
     with engine.connect() as conn:
-        where = condition(conn, named)
-        while True:
-            rows = conn.execute(
-                sa.select(*columns)
-                .where(subscribers.c.id > last, where)
-                .order_by(subscribers.c.id)
-                .limit(batch_size)
-            ).all()
-            if not rows:
-                return
+        query = sa.select(*columns).where(condition(conn, named))
+        for rows in in_batches(conn, query, subscribers.c.id, batch_size):
             yield [RecipientRow(*row) for row in rows]
-            last = rows[-1][0]

@@ -18,6 +18,7 @@ from newsletter import fields
 from newsletter.audience.addresses import address_key, normalize_address, suppression_hash
 from newsletter.audience.db import (
     SUBSCRIBER_STATUSES,
+    in_batches,
     lists,
     subscribers,
     subscriptions,
@@ -117,6 +118,13 @@ def list_lists(engine: Engine) -> list[ListInfo]:
     )
     with engine.connect() as conn:
         return [ListInfo(*row) for row in conn.execute(query)]
+
+
+def on_list(list_id: int) -> sa.Exists:
+    """Subscribers with any membership (whatever its status) of the list."""
+    return sa.exists().where(
+        subscriptions.c.subscriber_id == subscribers.c.id, subscriptions.c.list_id == list_id
+    )
 
 
 def is_suppressed(conn: Connection, address: str) -> bool:
@@ -302,30 +310,16 @@ def find_subscribers(
             conditions.append(subscribers.c.status == status)
         if list_name:
             lid = list_ids(conn, [list_name])[list_name]
-            conditions.append(
-                sa.exists().where(
-                    subscriptions.c.subscriber_id == subscribers.c.id,
-                    subscriptions.c.list_id == lid,
-                )
-            )
+            conditions.append(on_list(lid))
         if tag:
             conditions.append(
                 sa.exists().where(
                     tags.c.subscriber_id == subscribers.c.id, tags.c.tag == check_tag(tag)
                 )
             )
-        last = 0
-        while True:
-            rows = conn.execute(
-                sa.select(subscribers)
-                .where(subscribers.c.id > last, *conditions)
-                .order_by(subscribers.c.id)
-                .limit(batch_size)
-            ).all()
-            if not rows:
-                return
+        query = sa.select(subscribers).where(*conditions)
+        for rows in in_batches(conn, query, subscribers.c.id, batch_size):
             yield from _load(conn, rows)
-            last = rows[-1].id
 
 
 def unsubscribe(engine: Engine, email: str, list_name: str | None = None) -> Subscriber:

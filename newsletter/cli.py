@@ -455,5 +455,226 @@ def db_upgrade() -> None:
         typer.echo(f"Upgraded the database from schema version {before} to {after}")
 
 
+# Sending and campaigns.
+
+campaigns_app = typer.Typer(
+    help="See campaigns and their ledgers; retry deferred messages.",
+    invoke_without_command=True,
+)
+app.add_typer(campaigns_app, name="campaigns")
+
+
+def _summary_lines(campaign_id: int | None, summary: Any) -> list[str]:
+    prefix = f"Campaign {campaign_id}: " if campaign_id is not None else "Test send: "
+    lines = [prefix + summary.line()]
+    if summary.paused:
+        lines.append(f"Paused: {summary.paused}. Run the same command again to resume.")
+    if summary.interrupted:
+        lines.append("Stopped. Run the same command again to resume where it left off.")
+    if summary.deferred and summary.next_attempt is not None and campaign_id is not None:
+        lines.append(
+            f"{summary.deferred} deferred; the next attempt is due at "
+            f"{_when(summary.next_attempt)}: run the same command again then, or `newsletter campaigns retry {campaign_id}` now."
+        )
+    return lines
+
+
+def _progress(total: int) -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    class Rate(TransferSpeedColumn):
+        def render(self, task: Any) -> Any:
+            from rich.text import Text
+
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.0f} msg/s" if speed else "- msg/s")
+
+    return Progress(
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        Rate(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+
+
+@app.command()
+@reports_errors
+def send(
+    file: Annotated[Path, typer.Argument(help="The issue file.", show_default=False)],
+    test: Annotated[
+        bool, typer.Option("--test", help="Send a [TEST] copy to the test recipients.")
+    ] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Send the campaign to the issue's audience.")
+    ] = False,
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="With --test: send to this address instead.")
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="With --live: do not ask for confirmation.")
+    ] = False,
+    new_campaign: Annotated[
+        bool, typer.Option("--new-campaign", help="Start a new campaign even if one exists.")
+    ] = False,
+) -> None:
+    """Send a test copy (--test) or the live campaign (--live).
+
+    A live send shows what it will do and asks first. Interrupted, it resumes when run
+    again: nobody gets it twice, except messages that were on the wire at the time.
+
+    Example: newsletter send issues/2021-05.yaml --test --to me@example.org
+    """
+    from newsletter.sending import runner
+    from newsletter.settings import load_settings
+
+    if test == live:
+        raise NewsletterError("choose one: --test or --live")
+    settings = load_settings()
+    if test:
+        summary = runner.send_test(file, settings, to or None)
+        for address, outcome in summary.outcomes:
+            typer.echo(f"{address}: {outcome}")
+        typer.echo(_summary_lines(None, summary)[0])
+        if summary.sent != len(summary.outcomes):
+            raise typer.Exit(1)
+        return
+    plan = runner.plan_live(file, settings, new_campaign=new_campaign)
+    typer.echo(f"Issue:      {plan.issue_path}")
+    typer.echo(f"Subject:    {plan.rendered.subject}")
+    description = (
+        f" ({plan.segment.segment.description})" if plan.segment.segment.description else ""
+    )
+    typer.echo(f"Segment:    {plan.segment.name}{description}")
+    typer.echo(f"Recipients: {plan.recipients}")
+    typer.echo(f"Content:    {plan.rendered.content_hash[:12]}")
+    typer.echo(f"Via:        {plan.transport}")
+    if plan.campaign is not None and plan.remaining is not None:
+        r = plan.remaining
+        left = r["pending"] + r["sending"] + r["deferred"]
+        typer.echo(
+            f"Campaign:   resuming campaign {plan.campaign.id} ({r['sent']} sent, {left} to go)"
+        )
+    else:
+        typer.echo("Campaign:   new")
+    if not yes and not typer.confirm("Send it?", default=False):
+        typer.echo("Nothing was sent.")
+        raise typer.Exit(1)
+    remaining = (
+        plan.recipients
+        if plan.remaining is None
+        else plan.remaining["pending"] + plan.remaining["sending"] + plan.remaining["deferred"]
+    )
+    with _progress(remaining) as bar:
+        task = bar.add_task("send", total=remaining)
+
+        def advance(summary: Any) -> None:
+            bar.update(
+                task, completed=summary.sent + summary.failed + summary.deferred + summary.skipped
+            )
+
+        campaign, summary = runner.run_live(plan, settings, progress=advance)
+        advance(summary)
+    for line in _summary_lines(campaign.id, summary):
+        typer.echo(line)
+    if summary.interrupted:
+        raise typer.Exit(130)
+    if summary.paused:
+        raise typer.Exit(1)
+
+
+@campaigns_app.callback()
+@reports_errors
+def campaigns_list(ctx: typer.Context) -> None:
+    """List campaigns with their counts per state.
+
+    Example: newsletter campaigns
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from newsletter.sending import ledger
+
+    _, engine = _audience()
+    rows = ledger.all_campaigns(engine)
+    if not rows:
+        typer.echo("No campaigns yet. Start one with: newsletter send ISSUE --live")
+        return
+    typer.echo(
+        "id  issue       segment           recipients  sent  deferred  failed  skipped  pending  "
+        "created"
+    )
+    for c in rows:
+        n = ledger.counts(engine, c.id)
+        typer.echo(
+            f"{c.id:<3} {c.issue:<11} {c.segment:<17} {c.recipients:>10}  {n['sent']:>4}  "
+            f"{n['deferred']:>8}  {n['failed']:>6}  {n['skipped']:>7}  "
+            f"{n['pending'] + n['sending']:>7}  {_when(c.created_at)}"
+        )
+
+
+@campaigns_app.command("show")
+@reports_errors
+def campaigns_show(
+    campaign_id: Annotated[int, typer.Argument(help="The campaign's id.", show_default=False)],
+) -> None:
+    """Show a campaign's counts, and its failed and deferred messages with the replies.
+
+    Example: newsletter campaigns show 1
+    """
+    from newsletter.sending import ledger
+
+    _, engine = _audience()
+    c = ledger.get_campaign(engine, campaign_id)
+    n = ledger.counts(engine, c.id)
+    typer.echo(f"campaign:   {c.id}")
+    typer.echo(f"issue:      {c.issue_path} ({c.content_hash[:12]})")
+    typer.echo(f"subject:    {c.subject}")
+    typer.echo(f"segment:    {c.segment}")
+    typer.echo(f"created:    {_when(c.created_at)}")
+    typer.echo(
+        f"recipients: {c.recipients}: {n['sent']} sent, {n['deferred']} deferred, "
+        f"{n['failed']} failed, {n['skipped']} skipped, {n['pending'] + n['sending']} pending"
+    )
+    for p in ledger.problems(engine, c.id):
+        who = p.email or f"subscriber {p.subscriber_id} (erased)"
+        when = (
+            f", next attempt {_when(p.next_attempt_at)}"
+            if p.status == "deferred" and p.next_attempt_at
+            else ""
+        )
+        code = f"{p.code} " if p.code else ""
+        typer.echo(f"  {p.status:<8} {who}: {code}{p.reply or ''} (attempts: {p.attempts}{when})")
+
+
+@campaigns_app.command("retry")
+@reports_errors
+def campaigns_retry(
+    campaign_id: Annotated[int, typer.Argument(help="The campaign's id.", show_default=False)],
+) -> None:
+    """Send a campaign's deferred messages now instead of waiting for their next attempt.
+
+    Example: newsletter campaigns retry 1
+    """
+    from newsletter.sending import runner
+    from newsletter.settings import load_settings
+
+    campaign, summary = runner.retry(campaign_id, load_settings())
+    for line in _summary_lines(campaign.id, summary):
+        typer.echo(line)
+    if summary.paused:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

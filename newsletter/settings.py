@@ -7,7 +7,7 @@ Content never lives here: it lives in the issue YAML. Every field is documented 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,12 +35,49 @@ class Settings(BaseSettings):
     build_dir: Path = Field(default=Path("build"))
     segments_file: Path = Path("segments.yaml")
     default_list: Slug = "bulletin"
+    old_secret_keys: str = ""
 
-    @field_validator("reply_to", "secret_key", mode="before")
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_connections: int = Field(default=4, ge=1, le=64)
+    smtp_rate: float = Field(default=0.0, ge=0)
+    smtp_hourly_limit: int = Field(default=0, ge=0)
+    smtp_max_attempts: int = Field(default=5, ge=1, le=50)
+    smtp_retry_delay: float = Field(default=60.0, ge=0)
+    smtp_pause_after: int = Field(default=10, ge=1)
+    test_recipients: str = ""
+    unsubscribe_mailto: HeaderAddress | None = None
+
+    dkim_domain: str | None = None
+    dkim_selector: str | None = None
+    dkim_key_file: Path | None = None
+
+    @field_validator(
+        "reply_to",
+        "secret_key",
+        "smtp_host",
+        "smtp_username",
+        "smtp_password",
+        "unsubscribe_mailto",
+        "dkim_domain",
+        "dkim_selector",
+        "dkim_key_file",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `NEWSLETTER_REPLY_TO=` in .env means "not set", as in .env.example.
         return None if value == "" else value
+
+    def test_recipient_list(self) -> list[str]:
+        return [a.strip() for a in self.test_recipients.split(",") if a.strip()]
+
+    def sender_domain(self) -> str:
+        return self.from_address.rpartition("@")[2]
 
     def public_url(self, *parts: str) -> str:
         """An absolute link under the public base URL."""

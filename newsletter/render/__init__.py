@@ -63,6 +63,10 @@ class RenderedIssue:
         """Bytes of HTML as sent (placeholders count roughly as their values would)."""
         return len(self.html.encode("utf-8"))
 
+    def parts(self, kind: str) -> Spliced:
+        """The html or text document split at its placeholders, for encoders that splice."""
+        return self._html if kind == "html" else self._text
+
     def personalize(self, recipient: Recipient) -> Personalized:
         return Personalized(
             html=self._html.fill(values_for(recipient, self.name_fallback, for_html=True)),

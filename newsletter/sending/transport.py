@@ -1,0 +1,258 @@
+"""Transports: an SMTP relay over pooled persistent connections, or the outbox folder.
+
+SMTP replies are read as RFC 5321 says: 2xx sent; 4xx temporary; 5xx permanent, and a
+recipient refusal (550, 551, 553) means the address bounced; 552 is treated as temporary.
+A 421 or a dropped connection closes that connection, and the message is temporary.
+
+Threaded smtplib was chosen over aiosmtplib by measurement (see the design notes and
+bench/send.py): about 0.7 ms of CPU per message against 2.2 ms. DATA is written by hand
+so that dot-stuffing is one bytes.replace instead of smtplib's regex over the body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import smtplib
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from newsletter.errors import NewsletterError
+from newsletter.settings import Settings
+
+Kind = Literal["sent", "deferred", "failed"]
+BOUNCE_CODES = frozenset({550, 551, 553})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Kind
+    code: int | None
+    reply: str
+    bounced: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.reply}" if self.code else self.reply
+
+
+class SendAborted(NewsletterError):
+    """The relay cannot be used at all (authentication, TLS); nothing was changed."""
+
+
+def classify(code: int, reply: str) -> Outcome:
+    text = " ".join(reply.split())[:400]
+    if 200 <= code < 300:
+        return Outcome("sent", code, text)
+    if 400 <= code < 500 or code == 552:
+        return Outcome("deferred", code, text)
+    return Outcome("failed", code, text, bounced=code in BOUNCE_CODES)
+
+
+def dot_stuff(message: bytes) -> bytes:
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
+class Transport(Protocol):
+    def open(self) -> None: ...
+    def send(self, sender: str, recipient: str, message: bytes, *, key: str) -> Outcome: ...
+    def close(self) -> None: ...
+
+
+class OutboxTransport:
+    """Writes each message to OUTBOX/<folder>/<key>.eml: the embedded default, no server."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def open(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SendAborted(f"cannot create the outbox {self.folder}: {exc.strerror}") from None
+
+    def send(self, sender: str, recipient: str, message: bytes, *, key: str) -> Outcome:
+        target = self.folder / f"{key}.eml"
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(message)
+        os.replace(tmp, target)
+        return Outcome("sent", 250, f"written to {target}")
+
+    def close(self) -> None:
+        pass
+
+
+class SmtpTransport:
+    """A pool of persistent SMTP connections, one per sending thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.smtp_host
+        self.host = settings.smtp_host
+        self.port = settings.smtp_port
+        self.security = settings.smtp_security
+        self.username = settings.smtp_username
+        self.password = settings.smtp_password
+        self.timeout = settings.smtp_timeout
+        self._local = threading.local()
+        self._all: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        return f"{self.host}:{self.port} ({self.security})"
+
+    def _connect(self) -> smtplib.SMTP:
+        """A logged-in connection, or SendAborted / OSError / SMTPException."""
+        context = ssl.create_default_context()
+        if self.security == "ssl":
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=context
+            )
+        else:
+            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.ehlo()
+            if self.security == "starttls":
+                if not conn.has_extn("starttls"):
+                    raise SendAborted(
+                        f"{self.describe()} does not offer STARTTLS; refusing to go on "
+                        "unencrypted (set NEWSLETTER_SMTP_SECURITY=none for a local relay "
+                        "without credentials)"
+                    )
+                conn.starttls(context=context)
+                conn.ehlo()
+            if self.username:
+                if self.security == "none":
+                    raise SendAborted(
+                        "refusing to send the SMTP password unencrypted: "
+                        "NEWSLETTER_SMTP_SECURITY is none while NEWSLETTER_SMTP_USERNAME is set"
+                    )
+                password = self.password.get_secret_value() if self.password else ""
+                try:
+                    conn.login(self.username, password)
+                except smtplib.SMTPAuthenticationError as exc:
+                    raise SendAborted(
+                        f"{self.describe()} refused the login for {self.username} "
+                        f"({exc.smtp_code} {_text(exc.smtp_error)}); nothing was sent"
+                    ) from None
+                except smtplib.SMTPNotSupportedError:
+                    raise SendAborted(f"{self.describe()} does not offer AUTH") from None
+        except BaseException:
+            _quietly_close(conn)
+            raise
+        return conn
+
+    def open(self) -> None:
+        """Check the relay before anything changes: reachable, TLS as set, login accepted."""
+        try:
+            conn = self._connect()
+        except SendAborted:
+            raise
+        except smtplib.SMTPResponseException as exc:
+            raise SendAborted(
+                f"{self.describe()} answered {exc.smtp_code} {_text(exc.smtp_error)}; "
+                "nothing was sent"
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise SendAborted(
+                f"cannot reach {self.describe()}: {_reason(exc)}; nothing was sent"
+            ) from None
+        _quietly_close(conn)
+
+    def _connection(self) -> smtplib.SMTP:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            _quietly_close(conn)
+
+    def send(self, sender: str, recipient: str, message: bytes, *, key: str) -> Outcome:
+        try:
+            conn = self._connection()
+            code, reply = conn.mail(sender)
+            if code != 250:
+                return self._refused(conn, code, reply)
+            code, reply = conn.rcpt(recipient)
+            if code not in (250, 251):
+                return self._refused(conn, code, reply)
+            code, reply = conn.docmd("DATA")
+            if code != 354:
+                return self._refused(conn, code, reply)
+            conn.send(dot_stuff(message))
+            code, reply = conn.getreply()
+            if code == 421:
+                self._drop()
+            return classify(code, _text(reply))
+        except SendAborted:
+            raise
+        except smtplib.SMTPResponseException as exc:  # e.g. 421 at the greeting
+            self._drop()
+            return Outcome("deferred", exc.smtp_code, _text(exc.smtp_error))
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            return Outcome("deferred", None, f"connection lost: {_reason(exc)}")
+
+    def _refused(self, conn: smtplib.SMTP, code: int, reply: bytes) -> Outcome:
+        outcome = classify(code, _text(reply))
+        if code == 421:
+            self._drop()
+        else:
+            try:
+                conn.rset()
+            except (OSError, smtplib.SMTPException):
+                self._drop()
+        return outcome
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.quit()
+            except (OSError, smtplib.SMTPException):
+                _quietly_close(conn)
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return "the server closed the connection"
+    return str(exc) or type(exc).__name__
+
+
+def _quietly_close(conn: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError):
+        conn.close()
+
+
+def make_transport(settings: Settings, outbox_folder: str) -> SmtpTransport | OutboxTransport:
+    if settings.smtp_host:
+        return SmtpTransport(settings)
+    return OutboxTransport(Path(settings.outbox_dir) / outbox_folder)

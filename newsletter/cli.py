@@ -474,7 +474,8 @@ def _summary_lines(campaign_id: int | None, summary: Any) -> list[str]:
     if summary.deferred and summary.next_attempt is not None and campaign_id is not None:
         lines.append(
             f"{summary.deferred} deferred; the next attempt is due at "
-            f"{_when(summary.next_attempt)}: run the same command again then, or `newsletter campaigns retry {campaign_id}` now."
+            f"{_when(summary.next_attempt)}: run the same command again then, or "
+            f"`newsletter campaigns retry {campaign_id}` now."
         )
     return lines
 

@@ -577,6 +577,7 @@ def send(
         if plan.remaining is None
         else plan.remaining["pending"] + plan.remaining["sending"] + plan.remaining["deferred"]
     )
+    transport = runner.connect(plan, settings)
     with _progress(remaining) as bar:
         task = bar.add_task("send", total=remaining)
 
@@ -585,7 +586,7 @@ def send(
                 task, completed=summary.sent + summary.failed + summary.deferred + summary.skipped
             )
 
-        campaign, summary = runner.run_live(plan, settings, progress=advance)
+        campaign, summary = runner.run_live(plan, settings, transport=transport, progress=advance)
         advance(summary)
     for line in _summary_lines(campaign.id, summary):
         typer.echo(line)

@@ -176,16 +176,19 @@ def next_attempt(engine: Engine, campaign_id: int) -> dt.datetime | None:
 
 
 def claim(
-    engine: Engine, campaign_id: int, named: NamedSegment, limit: int
+    engine: Engine, campaign_id: int, named: NamedSegment, limit: int, *, started: dt.datetime
 ) -> tuple[list[Claim], int]:
     """Mark up to limit due rows `sending` and commit; returns them, and how many rows were
-    skipped because their subscriber left the segment (unsubscribed, bounced, erased)."""
+    skipped because their subscriber left the segment (unsubscribed, bounced, erased).
+
+    A deferred row is due when its next attempt fell before this run started: one run
+    tries each row at most once, however short the retry delay."""
     now = utcnow()
     due = sa.or_(
         deliveries.c.status == "pending",
         sa.and_(
             deliveries.c.status == "deferred",
-            sa.or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
+            sa.or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at < started),
         ),
     )
     with engine.begin() as conn:
@@ -235,8 +238,9 @@ def record(
     *,
     max_attempts: int,
     retry_delay: float,
-) -> None:
-    """Write outcomes. None means the message was never started: back to pending."""
+) -> Counter[str]:
+    """Write outcomes, and return how many rows went to each state. None means the
+    message was never started: back to pending."""
     now = utcnow()
     rows = []
     bounced = []
@@ -292,6 +296,7 @@ def record(
         conn.execute(
             sa.update(campaigns).where(campaigns.c.id == campaign_id).values(updated_at=now)
         )
+    return Counter(row["b_status"] for row in rows)
 
 
 @dataclass(frozen=True)

@@ -198,9 +198,8 @@ class MessageTemplate:
 
     def build(self, to: Addressee, *, date: str | None = None) -> bytes:
         """The wire bytes (CRLF) of to's copy."""
-        name = " ".join(to.name.split())
         try:
-            header_safe(name)
+            name = " ".join(header_safe(to.name).split())
         except ValueError:
             name = ""  # a name that could break a header is left out, never sent
         recipient_line = formataddr((name, header_safe(to.email)), charset="utf-8")

@@ -18,6 +18,7 @@ from pathlib import Path
 from newsletter import tokens
 from newsletter.audience import audience_of, database
 from newsletter.audience.addresses import normalize_address
+from newsletter.audience.db import utcnow
 from newsletter.audience.segments import NamedSegment, count
 from newsletter.errors import NewsletterError
 from newsletter.issue import load_issue
@@ -216,17 +217,25 @@ def plan_live(path: Path | str, settings: Settings, *, new_campaign: bool = Fals
     )
 
 
+def connect(plan: Plan, settings: Settings) -> Transport:
+    """The transport, checked: authentication and TLS problems stop a send here, before
+    any ledger row changes."""
+    transport = make_transport(settings, plan.rendered.slug)
+    transport.open()
+    return transport
+
+
 def run_live(
     plan: Plan,
     settings: Settings,
     *,
+    transport: Transport | None = None,
     progress: Callable[[Summary], None] | None = None,
 ) -> tuple[ledger.Campaign, Summary]:
     """Create or resume the campaign and send until nothing is due."""
     engine = database(settings)
     key = tokens.signing_key(settings)
-    transport = make_transport(settings, plan.rendered.slug)
-    transport.open()  # authentication and TLS problems stop us here, before any row changes
+    transport = transport or connect(plan, settings)
     campaign = plan.campaign or ledger.create_campaign(
         engine,
         issue=plan.rendered.slug,
@@ -236,6 +245,7 @@ def run_live(
         named=plan.segment,
     )
     summary = Summary(resent=ledger.recover(engine, campaign.id))
+    started = utcnow()
     label = f"campaign-{campaign.id}"
     template = _template(plan.rendered, settings, label, plan.rendered.subject)
     ident = hashlib.sha256(f"{campaign.id}:{campaign.content_hash}".encode()).hexdigest()[:10]
@@ -243,9 +253,13 @@ def run_live(
     in_a_row = 0
     try:
         while not pool.stop.is_set():
-            claims, skipped = ledger.claim(engine, campaign.id, plan.segment, BATCH)
+            claims, skipped = ledger.claim(
+                engine, campaign.id, plan.segment, BATCH, started=started
+            )
             summary.skipped += skipped
             if not claims:
+                if skipped:
+                    continue  # a batch of people who left; there may be more after them
                 break
             futures = [
                 (
@@ -265,27 +279,28 @@ def run_live(
                     results.append((claim_, outcome))
                     if outcome is None:
                         continue
-                    setattr(summary, outcome.kind, getattr(summary, outcome.kind) + 1)
                     in_a_row = 0 if outcome.kind == "sent" else in_a_row + 1
                     if in_a_row >= settings.smtp_pause_after and summary.paused is None:
                         summary.paused = (
                             f"paused after {in_a_row} failures in a row; the last: {outcome}"
                         )
                         pool.stop.set()
-                    if progress:
-                        progress(summary)
             except KeyboardInterrupt:
                 # Ctrl-C: messages already on the wire finish; the rest go back to pending.
                 summary.interrupted = True
                 pool.stop.set()
                 results.extend((c, f.result()) for c, f in futures[len(results) :])
-            ledger.record(
+            written = ledger.record(
                 engine,
                 campaign.id,
                 results,
                 max_attempts=settings.smtp_max_attempts,
                 retry_delay=settings.smtp_retry_delay,
             )
+            for state in ("sent", "deferred", "failed"):
+                setattr(summary, state, getattr(summary, state) + written[state])
+            if progress:
+                progress(summary)
     finally:
         pool.close()
     summary.next_attempt = ledger.next_attempt(engine, campaign.id)

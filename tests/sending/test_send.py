@@ -1,0 +1,345 @@
+"""Sending against a real aiosmtpd server with injected faults. Nothing here mocks
+smtplib, aiosmtplib or the database."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from newsletter.audience.db import campaigns, deliveries, subscribers
+from newsletter.audience.subscribers import get_subscriber, unsubscribe
+from newsletter.cli import app
+from tests.conftest import ROOT, SAMPLE
+from tests.sending.smtp_server import (
+    FaultHandler,
+    GreetingServer,
+    Server,
+    free_port,
+    refusing_logins,
+)
+
+runner = CliRunner()
+PASSWORD = "s3cret-Pa55word"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def audience(engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
+    """Five subscribers on the default list, and the settings a send needs."""
+    rows = "".join(f"p{i}@example.com,Person {i}\n" for i in range(1, 6))
+    (tmp_path / "people.csv").write_text("email,name\n" + rows)
+    assert run("subscribers", "import", str(tmp_path / "people.csv"))[0] == 0
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "test-secret-key")
+    monkeypatch.setenv("NEWSLETTER_SEGMENTS_FILE", str(ROOT / "segments.yaml"))
+    monkeypatch.setenv("NEWSLETTER_OUTBOX_DIR", str(tmp_path / "outbox"))
+    monkeypatch.setenv("NEWSLETTER_SMTP_RETRY_DELAY", "0")
+    monkeypatch.setenv("NEWSLETTER_SMTP_CONNECTIONS", "2")
+    return engine
+
+
+def use(monkeypatch: pytest.MonkeyPatch, port: int, **extra: str) -> None:
+    monkeypatch.setenv("NEWSLETTER_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(port))
+    monkeypatch.setenv("NEWSLETTER_SMTP_SECURITY", "none")
+    for name, value in extra.items():
+        monkeypatch.setenv(f"NEWSLETTER_{name.upper()}", value)
+
+
+def ledger(engine: sa.Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(subscribers.c.email, deliveries.c.status).join(
+                subscribers, subscribers.c.id == deliveries.c.subscriber_id
+            )
+        ).all()
+    return dict(rows)
+
+
+def live() -> tuple[int, str, str]:
+    return run("send", str(SAMPLE), "--live", "--yes")
+
+
+def test_live_send_delivers_with_the_required_headers(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = FaultHandler()
+    with Server(handler) as server:
+        use(monkeypatch, server.port)
+        code, out, _ = live()
+        assert code == 0, out
+        assert out.splitlines()[-1] == "Campaign 1: 5 sent, 0 deferred, 0 failed, 0 skipped"
+        assert sorted(r.rcpt for r in handler.received) == [
+            f"p{i}@example.com" for i in range(1, 6)
+        ]
+        msg = handler.to("p1@example.com")[0].message
+        sid = get_subscriber(audience, "p1@example.com").id
+        assert msg["From"] == "Regional Migration News <newsletter@example.org>"
+        assert msg["To"] == "Person 1 <p1@example.com>"
+        assert msg["Subject"] == "Regional Migration News: May 2021"
+        assert msg["Date"]
+        assert msg["Message-ID"].startswith(f"<c1.s{sid}.") and msg["Message-ID"].endswith(
+            "@example.org>"
+        )
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        unsub = msg["List-Unsubscribe"]
+        assert unsub.startswith("<https://newsletter.example.org/unsubscribe/")
+        assert ", <mailto:unsubscribe@example.org?subject=unsubscribe%20" in unsub
+        assert "p1@example.com" not in unsub  # the token carries no address
+        assert msg["List-Id"] == '"Regional Migration News" <bulletin.example.org>'
+        assert msg["X-Newsletter-Campaign"] == "campaign-1"
+        assert msg["X-Newsletter-Subscriber"] == str(sid)
+        assert msg.get_content_type() == "multipart/alternative"
+        assert "Hello Person 1," in msg.get_body(("plain",)).get_content()
+        assert set(ledger(audience).values()) == {"sent"}
+
+        # A rerun after completion sends nothing.
+        handler.received.clear()
+        code, out, _ = live()
+        assert code == 0
+        assert "Campaign:   resuming campaign 1 (5 sent, 0 to go)" in out
+        assert out.splitlines()[-1] == "Campaign 1: 0 sent, 0 deferred, 0 failed, 0 skipped"
+        assert handler.received == []
+
+
+def test_recipient_refusals(audience: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = FaultHandler(
+        rcpt_replies={
+            "p1@example.com": "550 5.1.1 no such user",
+            "p2@example.com": "452 4.2.2 mailbox full",
+        },
+        data_replies={
+            "p3@example.com": "451 4.3.0 try later",
+            "p4@example.com": "554 5.7.1 rejected as spam",
+        },
+    )
+    with Server(handler) as server:
+        use(monkeypatch, server.port)
+        code, out, _ = live()
+        assert code == 0
+        assert out.splitlines()[-2] == "Campaign 1: 1 sent, 2 deferred, 2 failed, 0 skipped"
+        assert ledger(audience) == {
+            "p1@example.com": "failed",
+            "p2@example.com": "deferred",
+            "p3@example.com": "deferred",
+            "p4@example.com": "failed",
+            "p5@example.com": "sent",
+        }
+        # 550 on RCPT is a bounce; 554 after DATA is not about the address.
+        assert get_subscriber(audience, "p1@example.com").status == "bounced"
+        assert get_subscriber(audience, "p4@example.com").status == "active"
+        code, out, _ = run("campaigns", "show", "1")
+        assert "  failed   p1@example.com: 550 5.1.1 no such user (attempts: 1)" in out
+        assert "  deferred p2@example.com: 452 4.2.2 mailbox full (attempts: 1" in out
+        assert "  failed   p4@example.com: 554 5.7.1 rejected as spam (attempts: 1)" in out
+
+        # The mailbox has room again: retry sends the deferred ones now.
+        handler.rcpt_replies.clear()
+        handler.data_replies.clear()
+        code, out, _ = run("campaigns", "retry", "1")
+        assert (code, out.splitlines()[0]) == (
+            0,
+            "Campaign 1: 2 sent, 0 deferred, 0 failed, 0 skipped",
+        )
+        assert [r.rcpt for r in handler.received].count("p1@example.com") == 0
+        assert ledger(audience)["p2@example.com"] == "sent"
+
+
+def test_deferrals_give_up_after_the_last_attempt(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = FaultHandler(rcpt_replies={"p1@example.com": "451 4.7.1 greylisted"})
+    with Server(handler) as server:
+        use(monkeypatch, server.port, smtp_max_attempts="3")
+        for _ in range(3):
+            run("campaigns", "retry", "1") if ledger(audience) else live()
+        assert ledger(audience)["p1@example.com"] == "failed"
+        _, out, _ = run("campaigns", "show", "1")
+        assert "gave up after 3 attempts: 451 4.7.1 greylisted" in out
+
+
+def test_a_drop_after_the_final_dot_is_resent_with_the_same_message_id(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = FaultHandler(drop_after_dot={"p2@example.com"})
+    with Server(handler) as server:
+        use(monkeypatch, server.port)
+        live()
+        assert ledger(audience)["p2@example.com"] == "deferred"
+        run("campaigns", "retry", "1")
+        copies = handler.to("p2@example.com")
+        assert len(copies) == 2
+        assert copies[0].message["Message-ID"] == copies[1].message["Message-ID"]
+        assert set(ledger(audience).values()) == {"sent"}
+
+
+def test_greeting_421_and_refused_connection_abort_with_nothing_marked(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with GreetingServer(b"421 4.3.2 too busy, try later\r\n") as busy:
+        use(monkeypatch, busy.port)
+        code, _, err = live()
+        assert code == 1
+        assert err == (
+            f"Error: 127.0.0.1:{busy.port} (none) answered 421 4.3.2 too busy, try later; "
+            "nothing was sent\n"
+        )
+    use(monkeypatch, free_port())
+    code, _, err = live()
+    assert code == 1
+    assert err.endswith("(none): connection refused; nothing was sent\n")
+    with audience.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(campaigns)).scalar() == 0
+
+
+def test_failed_login_aborts_before_any_row_changes(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = FaultHandler()
+    with Server(handler, auth_require_tls=False, authenticator=refusing_logins) as server:
+        use(
+            monkeypatch,
+            server.port,
+            smtp_security="starttls",
+            smtp_username="editor",
+            smtp_password=PASSWORD,
+        )
+        # The server offers no STARTTLS: refused before the password could travel in clear.
+        code, out, err = live()
+        assert code == 1
+        assert "does not offer STARTTLS; refusing to go on unencrypted" in err
+        monkeypatch.setenv("NEWSLETTER_SMTP_SECURITY", "none")
+        code, out, err = live()
+        assert "refusing to send the SMTP password unencrypted" in err
+        assert PASSWORD not in out + err
+    assert handler.received == []
+    with audience.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar() == 0
+
+
+def test_header_injection_through_a_name_goes_nowhere(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with audience.begin() as conn:  # bypass import validation, as a compromised row would
+        conn.execute(
+            sa.update(subscribers)
+            .where(subscribers.c.email_key == "p1@example.com")
+            .values(name="Eve\r\nBcc: everyone@example.net")
+        )
+    handler = FaultHandler()
+    with Server(handler) as server:
+        use(monkeypatch, server.port)
+        live()
+    raw = handler.to("p1@example.com")[0].data
+    msg = email.message_from_bytes(raw, policy=email.policy.SMTP)
+    assert "Bcc" not in msg
+    assert b"everyone@example.net" not in raw.split(b"\r\n\r\n", 1)[0]
+    assert msg["To"] == "p1@example.com"
+    assert [r.rcpt for r in handler.received if "everyone" in r.rcpt] == []
+
+
+def test_someone_who_unsubscribes_during_the_send_is_skipped(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.sending import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "BATCH", 1)
+
+    def leave(_item: object) -> None:
+        if len(handler.received) == 1:
+            unsubscribe(audience, "p4@example.com")
+
+    handler = FaultHandler(on_message=leave)
+    with Server(handler) as server:
+        use(monkeypatch, server.port, smtp_connections="1")
+        _, out, _ = live()
+    assert out.splitlines()[-1] == "Campaign 1: 4 sent, 0 deferred, 0 failed, 1 skipped", (
+        out,
+        ledger(audience),
+    )
+    assert handler.to("p4@example.com") == []
+    assert ledger(audience)["p4@example.com"] == "skipped"
+
+
+def test_pause_after_failures_in_a_row(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.sending import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "BATCH", 1)
+    handler = FaultHandler(
+        rcpt_replies={f"p{i}@example.com": "451 4.4.5 system overloaded" for i in range(1, 6)}
+    )
+    with Server(handler) as server:
+        use(monkeypatch, server.port, smtp_pause_after="2", smtp_connections="1")
+        code, out, _ = live()
+    assert code == 1
+    assert "Paused: paused after 2 failures in a row; the last: 451 4.4.5 system overloaded." in out
+    assert sorted(ledger(audience).values()) == [
+        "deferred",
+        "deferred",
+        "pending",
+        "pending",
+        "pending",
+    ]
+
+
+def test_a_changed_issue_is_not_mixed_into_a_running_campaign(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    issue = tmp_path / "2021-05.yaml"
+    issue.write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    run("send", str(issue), "--live", "--yes")
+    issue.write_text(
+        SAMPLE.read_text(encoding="utf-8").replace("That is all for May.", "That is all."),
+        encoding="utf-8",
+    )
+    code, _, err = run("send", str(issue), "--live", "--yes")
+    assert code == 1
+    assert f"{issue} changed since campaign 1 started" in err
+    assert err.endswith("Pass --new-campaign to start a new campaign\n")
+    assert run("send", str(issue), "--live", "--yes", "--new-campaign")[0] == 0
+
+
+def test_an_invalid_issue_is_refused(audience: sa.Engine, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("subject: Hi\n")
+    code, out, err = run("send", str(bad), "--live", "--yes")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"{bad}:1:1: preheader: is required\n")
+
+
+def test_outbox_is_the_default_transport(audience: sa.Engine, tmp_path: Path) -> None:
+    code, out, _ = live()
+    assert code == 0
+    files = sorted((tmp_path / "outbox" / "2021-05").glob("*.eml"))
+    assert len(files) == 5
+    assert "Via:        the outbox folder" in out
+
+
+def test_test_send_goes_to_the_test_recipients_only(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = FaultHandler()
+    with Server(handler) as server:
+        use(monkeypatch, server.port, test_recipients="editor@example.org, second@example.org")
+        code, out, _ = run("send", str(SAMPLE), "--test")
+        assert code == 0
+        assert out.splitlines()[-1] == "Test send: 2 sent, 0 deferred, 0 failed, 0 skipped"
+        assert sorted(r.rcpt for r in handler.received) == [
+            "editor@example.org",
+            "second@example.org",
+        ]
+        assert handler.received[0].message["Subject"] == "[TEST] Regional Migration News: May 2021"
+        code, out, _ = run("send", str(SAMPLE), "--test", "--to", "me@example.org")
+        assert handler.received[-1].rcpt == "me@example.org"
+    with audience.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar() == 0

@@ -29,7 +29,12 @@ from newsletter.sending.ratelimit import RateLimiter
 from newsletter.sending.transport import Outcome, Transport, make_transport
 from newsletter.settings import Settings
 
-BATCH = 200
+def batch_size(settings: Settings) -> int:
+    """Rows claimed at a time: about a second of sending at the configured rate (200 at
+    most), since a crash can leave a whole claimed batch to be sent again."""
+    if settings.smtp_rate <= 0:
+        return 200
+    return max(settings.smtp_connections * 2, min(200, int(settings.smtp_rate)))
 
 
 @dataclass
@@ -254,7 +259,7 @@ def run_live(
     try:
         while not pool.stop.is_set():
             claims, skipped = ledger.claim(
-                engine, campaign.id, plan.segment, BATCH, started=started
+                engine, campaign.id, plan.segment, batch_size(settings), started=started
             )
             summary.skipped += skipped
             if not claims:

@@ -43,6 +43,7 @@ def audience(engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("NEWSLETTER_OUTBOX_DIR", str(tmp_path / "outbox"))
     monkeypatch.setenv("NEWSLETTER_SMTP_RETRY_DELAY", "0")
     monkeypatch.setenv("NEWSLETTER_SMTP_CONNECTIONS", "2")
+    monkeypatch.setenv("NEWSLETTER_SMTP_TIMEOUT", "5")
     return engine
 
 
@@ -251,7 +252,7 @@ def test_someone_who_unsubscribes_during_the_send_is_skipped(
 ) -> None:
     from newsletter.sending import runner as runner_module
 
-    monkeypatch.setattr(runner_module, "BATCH", 1)
+    monkeypatch.setattr(runner_module, "batch_size", lambda _settings: 1)
 
     def leave(_item: object) -> None:
         if len(handler.received) == 1:
@@ -274,7 +275,7 @@ def test_pause_after_failures_in_a_row(
 ) -> None:
     from newsletter.sending import runner as runner_module
 
-    monkeypatch.setattr(runner_module, "BATCH", 1)
+    monkeypatch.setattr(runner_module, "batch_size", lambda _settings: 1)
     handler = FaultHandler(
         rcpt_replies={f"p{i}@example.com": "451 4.4.5 system overloaded" for i in range(1, 6)}
     )
@@ -343,3 +344,75 @@ def test_test_send_goes_to_the_test_recipients_only(
         assert handler.received[-1].rcpt == "me@example.org"
     with audience.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar() == 0
+
+
+@pytest.fixture
+def tls_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A self-signed certificate for 127.0.0.1 that the client is told to trust."""
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def test_auth_535_aborts_with_nothing_marked_and_no_password_shown(
+    audience: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tls_context,  # type: ignore[no-untyped-def]
+) -> None:
+    from aiosmtpd.smtp import AuthResult
+
+    def check(_server, _session, _envelope, _mechanism, data):  # type: ignore[no-untyped-def]
+        return AuthResult(success=data.password == PASSWORD.encode(), handled=False)
+
+    handler = FaultHandler()
+    with Server(
+        handler, tls_context=tls_context, require_starttls=True, authenticator=check
+    ) as server:
+        use(
+            monkeypatch,
+            server.port,
+            smtp_security="starttls",
+            smtp_username="editor",
+            smtp_password="wrong-" + PASSWORD,
+        )
+        code, out, err = live()
+        assert code == 1
+        assert err.startswith(
+            f"Error: 127.0.0.1:{server.port} (starttls) refused the login for editor (535 "
+        )
+        assert err.endswith("; nothing was sent\n")
+        assert PASSWORD not in out + err
+        with audience.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar() == 0
+        # With the right password, over STARTTLS, it goes.
+        monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", PASSWORD)
+        code, out, _ = live()
+        assert code == 0, out
+        assert len(handler.received) == 5

@@ -29,6 +29,7 @@ from newsletter.sending.ratelimit import RateLimiter
 from newsletter.sending.transport import Outcome, Transport, make_transport
 from newsletter.settings import Settings
 
+
 def batch_size(settings: Settings) -> int:
     """Rows claimed at a time: about a second of sending at the configured rate (200 at
     most), since a crash can leave a whole claimed batch to be sent again."""

@@ -33,7 +33,7 @@ class RateLimiter:
         if self.rate > 0:
             self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
             self.updated = now
-            if self.tokens < 1:
+            if self.tokens < 1 - 1e-9:  # tolerance: float sums of refills fall just short
                 wait = (1 - self.tokens) / self.rate
         if self.per_hour:
             while self.recent and now - self.recent[0] >= 3600:

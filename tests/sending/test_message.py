@@ -10,8 +10,15 @@ import pytest
 
 from newsletter.build import sample_message
 from newsletter.errors import NewsletterError
-from newsletter.render import Personalized, RenderedIssue
-from newsletter.sending.message import address, build_message, check_headers
+from newsletter.render import Personalized, Recipient, RenderedIssue
+from newsletter.sending.message import (
+    Addressee,
+    DkimSigner,
+    MessageTemplate,
+    address,
+    build_message,
+    check_headers,
+)
 from newsletter.settings import Settings
 
 BODY = Personalized(html="<p>Hi</p>", text="Hi\n")
@@ -71,3 +78,152 @@ def test_check_headers_refuses_unexpected_headers() -> None:
 def test_address_needs_an_at_sign() -> None:
     with pytest.raises(NewsletterError, match="is not an email address"):
         address("not-an-address")
+
+
+# The fast path: a campaign's message built once, each recipient spliced in.
+
+
+VIEW = "https://newsletter.example.org/archive/2021-05/"
+
+
+def _template(rendered: RenderedIssue, **kwargs: object) -> MessageTemplate:
+    return MessageTemplate(
+        rendered,
+        sender=address("newsletter@example.org", "Regional Migration News"),
+        subject="Noticias de migración: mayo",
+        list_id='"Regional Migration News" <bulletin.example.org>',
+        campaign="campaign-7",
+        view_online_url=VIEW,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _to(name: str = "José Núñez <script>x</script>") -> Addressee:
+    return Addressee(
+        subscriber_id=42,
+        email="jose@example.com",
+        name=name,
+        message_id="<c7.s42.abc@example.org>",
+        unsubscribe_url="https://newsletter.example.org/unsubscribe/tok?a=1&b=2",
+        unsubscribe_mailto="mailto:unsubscribe@example.org?subject=unsubscribe%20tok",
+    )
+
+
+def test_spliced_bytes_parse_exactly_like_the_slow_way(sample_rendered: RenderedIssue) -> None:
+    to = _to()
+    date = "Mon, 31 May 2021 09:00:00 GMT"
+    fast = email.message_from_bytes(
+        _template(sample_rendered).build(to, date=date), policy=email.policy.SMTP
+    )
+    body = sample_rendered.personalize(
+        Recipient(
+            email=to.email, name=to.name, unsubscribe_url=to.unsubscribe_url, view_online_url=VIEW
+        )
+    )
+    slow = email.message_from_bytes(
+        build_message(
+            sender=address("newsletter@example.org", "Regional Migration News"),
+            to=address(to.email, to.name.replace("<", "").replace(">", "")),
+            subject="Noticias de migración: mayo",
+            body=body,
+            message_id=to.message_id,
+            date=WHEN,
+            extra_headers={
+                "List-Id": '"Regional Migration News" <bulletin.example.org>',
+                "List-Unsubscribe": f"<{to.unsubscribe_url}>, <{to.unsubscribe_mailto}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "X-Newsletter-Campaign": "campaign-7",
+                "X-Newsletter-Subscriber": "42",
+            },
+        ),
+        policy=email.policy.SMTP,
+    )
+    for name in (
+        "From",
+        "Subject",
+        "Message-ID",
+        "List-Id",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "X-Newsletter-Campaign",
+        "X-Newsletter-Subscriber",
+        "MIME-Version",
+    ):
+        assert fast[name] == slow[name], name
+    assert fast["To"].addresses[0].addr_spec == slow["To"].addresses[0].addr_spec == to.email
+    assert fast["To"].addresses[0].display_name == to.name
+    assert fast.get_content_type() == slow.get_content_type() == "multipart/alternative"
+    for kind in ("plain", "html"):
+        assert fast.get_body((kind,)).get_content() == slow.get_body((kind,)).get_content()
+    assert (
+        "Hello José Núñez &lt;script&gt;x&lt;/script&gt;," in fast.get_body(("html",)).get_content()
+    )
+
+
+def test_spliced_message_is_ascii_with_short_lines(sample_rendered: RenderedIssue) -> None:
+    raw = _template(sample_rendered).build(_to("X" * 150))
+    assert raw.isascii()
+    head, body = raw.split(b"\r\n\r\n", 1)
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    assert max(len(line) for line in head.split(b"\r\n")) < 998
+
+
+def test_a_name_with_a_line_break_is_dropped_not_sent(sample_rendered: RenderedIssue) -> None:
+    raw = _template(sample_rendered).build(_to("Eve\r\nBcc: all@example.net"))
+    msg = email.message_from_bytes(raw, policy=email.policy.SMTP)
+    assert msg["To"] == "jose@example.com"
+    assert "Bcc" not in msg
+
+
+def test_dkim_signature_covers_both_list_unsubscribe_headers(
+    sample_rendered: RenderedIssue, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import subprocess
+
+    import dkim
+
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    signer = DkimSigner("example.org", "nl2021", key.read_bytes())
+    raw = _template(sample_rendered, dkim=signer).build(_to())
+    header = email.message_from_bytes(raw, policy=email.policy.SMTP)["DKIM-Signature"]
+    signed = {h.strip().lower() for h in header.split("h=", 1)[1].split(";", 1)[0].split(":")}
+    assert {"list-unsubscribe", "list-unsubscribe-post", "from", "to", "subject"} <= signed
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"nl2021._domainkey.example.org."
+        return record
+
+    assert dkim.verify(raw, dnsfunc=dns)
+    tampered = raw.replace(b"List-Unsubscribe: <https://", b"List-Unsubscribe: <http://", 1)
+    assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_rate_limiter_paces_and_caps() -> None:
+    from newsletter.sending.ratelimit import RateLimiter
+
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(10, clock=lambda: now[0], sleep=sleep)
+    for _ in range(30):
+        limiter.acquire()
+    # A burst of 10, then one every 0.1 s: 30 messages take 2 s.
+    assert now[0] == pytest.approx(2.0, abs=0.01)
+    hourly = RateLimiter(0, per_hour=3, clock=lambda: now[0], sleep=sleep)
+    start = now[0]
+    for _ in range(4):
+        hourly.acquire()
+    assert now[0] - start == pytest.approx(3600, abs=1)

@@ -572,11 +572,14 @@ def send(
     if not yes and not typer.confirm("Send it?", default=False):
         typer.echo("Nothing was sent.")
         raise typer.Exit(1)
-    remaining = (
-        plan.recipients
-        if plan.remaining is None
-        else plan.remaining["pending"] + plan.remaining["sending"] + plan.remaining["deferred"]
-    )
+    if settings.secret_key is None:
+        typer.echo(
+            "Warning: NEWSLETTER_SECRET_KEY is not set; the outbox copies are signed with an "
+            "insecure development key",
+            err=True,
+        )
+    r = plan.remaining
+    remaining = plan.recipients if r is None else r["pending"] + r["sending"] + r["deferred"]
     transport = runner.connect(plan, settings)
     with _progress(remaining) as bar:
         task = bar.add_task("send", total=remaining)

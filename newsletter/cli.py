@@ -581,6 +581,11 @@ def send(
     r = plan.remaining
     remaining = plan.recipients if r is None else r["pending"] + r["sending"] + r["deferred"]
     transport = runner.connect(plan, settings)
+    if remaining == 0:
+        campaign, summary = runner.run_live(plan, settings, transport=transport)
+        for line in _summary_lines(campaign.id, summary):
+            typer.echo(line)
+        return
     with _progress(remaining) as bar:
         task = bar.add_task("send", total=remaining)
 

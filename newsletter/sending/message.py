@@ -195,6 +195,20 @@ class MessageTemplate:
             kind: [p if isinstance(p, int) else _qp(p) for p in rendered.parts(kind).parts]
             for kind in ("text", "html")
         }
+        # Once per campaign, parse a whole message again, not just its header block.
+        check_headers(
+            self.build(
+                Addressee(
+                    0,
+                    "probe@example.org",
+                    "Probe",
+                    "<probe@example.org>",
+                    "https://example.org/u",
+                    "mailto:u@example.org",
+                ),
+                date="Thu, 01 Jan 2026 00:00:00 GMT",
+            )
+        )
 
     def build(self, to: Addressee, *, date: str | None = None) -> bytes:
         """The wire bytes (CRLF) of to's copy."""

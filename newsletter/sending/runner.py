@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -257,6 +258,7 @@ def run_live(
     ident = hashlib.sha256(f"{campaign.id}:{campaign.content_hash}".encode()).hexdigest()[:10]
     pool = _Pool(transport, settings)
     in_a_row = 0
+    restore = _stop_on_ctrl_c(pool, summary)
     try:
         while not pool.stop.is_set():
             claims, skipped = ledger.claim(
@@ -309,8 +311,25 @@ def run_live(
                 progress(summary)
     finally:
         pool.close()
+        restore()
     summary.next_attempt = ledger.next_attempt(engine, campaign.id)
     return campaign, summary
+
+
+def _stop_on_ctrl_c(pool: _Pool, summary: Summary) -> Callable[[], None]:
+    """The first Ctrl-C asks the run to stop after the messages on the wire; a second one
+    interrupts at once. Only the main thread can own signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def stop(_signum: int, _frame: object) -> None:
+        summary.interrupted = True
+        pool.stop.set()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, stop)
+    return lambda: signal.signal(signal.SIGINT, previous)
 
 
 def _builder(

@@ -104,3 +104,34 @@ def test_sigkill_mid_campaign_then_resume(engine: sa.Engine, tmp_path: Path) -> 
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(engine: sa.Engine, tmp_path: Path) -> None:
+    people = 60
+    csv = tmp_path / "people.csv"
+    csv.write_text("email,name\n" + "".join(f"r{i}@example.com,R {i}\n" for i in range(people)))
+    from newsletter.audience.csvio import import_csv
+
+    import_csv(engine, csv, list_name="bulletin", default_list="bulletin")
+    db_url = engine.url.render_as_string(hide_password=False)
+    handler = FaultHandler()
+    with Server(handler) as server:
+        sender = _send(_env(tmp_path, server.port, db_url, rate="20"))
+        deadline = time.monotonic() + 60
+        while len(handler.received) < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(sender.pid, signal.SIGINT)
+        out, _ = sender.communicate(timeout=60)
+        assert sender.returncode == 130
+        assert "Stopped. Run the same command again to resume where it left off." in out.decode()
+        with engine.connect() as conn:
+            states = Counter(conn.execute(sa.select(deliveries.c.status)).scalars())
+        assert states["sending"] == 0  # in-flight messages finished; the rest went back
+        assert states["sent"] == len(handler.received)
+        again = _send(_env(tmp_path, server.port, db_url, rate="0"))
+        out, _ = again.communicate(timeout=60)
+        assert again.returncode == 0
+        assert "sent again" not in out.decode()
+        assert Counter(r.rcpt for r in handler.received) == Counter(
+            {f"r{i}@example.com": 1 for i in range(people)}
+        )

@@ -416,3 +416,23 @@ def test_auth_535_aborts_with_nothing_marked_and_no_password_shown(
         code, out, _ = live()
         assert code == 0, out
         assert len(handler.received) == 5
+
+
+def test_421_mid_session_reconnects_and_defers(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = FaultHandler(rcpt_replies={"p2@example.com": "421 4.3.2 shutting down"})
+    with Server(handler) as server:
+        use(monkeypatch, server.port, smtp_connections="1")
+        code, _, _ = live()
+        assert code == 0
+        assert ledger(audience) == {
+            "p1@example.com": "sent",
+            "p2@example.com": "deferred",
+            "p3@example.com": "sent",
+            "p4@example.com": "sent",
+            "p5@example.com": "sent",
+        }
+        handler.rcpt_replies.clear()
+        run("campaigns", "retry", "1")
+        assert set(ledger(audience).values()) == {"sent"}

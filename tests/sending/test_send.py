@@ -436,3 +436,18 @@ def test_421_mid_session_reconnects_and_defers(
         handler.rcpt_replies.clear()
         run("campaigns", "retry", "1")
         assert set(ledger(audience).values()) == {"sent"}
+
+
+def test_live_send_asks_first(audience: sa.Engine) -> None:
+    result = runner.invoke(app, ["send", str(SAMPLE), "--live"], input="n\n")
+    assert result.exit_code == 1
+    assert result.stdout.endswith("Send it? [y/N]: n\nNothing was sent.\n")
+    with audience.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(campaigns)).scalar() == 0
+    result = runner.invoke(app, ["send", str(SAMPLE), "--live"], input="y\n")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[-1] == "Campaign 1: 5 sent, 0 deferred, 0 failed, 0 skipped"
+
+
+def test_send_needs_test_or_live(audience: sa.Engine) -> None:
+    assert run("send", str(SAMPLE)) == (1, "", "Error: choose one: --test or --live\n")

@@ -60,3 +60,17 @@ def address_key(address: str) -> str:
 def suppression_hash(address: str) -> str:
     """The hash kept for an erased address, so that a later import does not bring it back."""
     return hashlib.sha256(b"newsletter-suppression:" + address_key(address).encode()).hexdigest()
+
+
+def ascii_address(address: str) -> str | None:
+    """The address as plain SMTP can carry it (IDNA domain), or None when the part before
+    the @ is not ASCII, which needs SMTPUTF8."""
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        return None
+    if domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return None

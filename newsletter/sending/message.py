@@ -17,6 +17,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, formatdate
 
+from newsletter.audience.addresses import ascii_address
 from newsletter.errors import NewsletterError
 from newsletter.fields import header_safe
 from newsletter.render import Personalized, Recipient, RenderedIssue
@@ -216,7 +217,8 @@ class MessageTemplate:
             name = " ".join(header_safe(to.name).split())
         except ValueError:
             name = ""  # a name that could break a header is left out, never sent
-        recipient_line = formataddr((name, header_safe(to.email)), charset="utf-8")
+        wire = ascii_address(header_safe(to.email)) or to.email
+        recipient_line = formataddr((name, wire), charset="utf-8")
         headers = (
             f"To: {recipient_line}\r\n"
             f"Date: {date or formatdate(usegmt=True)}\r\n"

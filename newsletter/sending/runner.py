@@ -18,7 +18,7 @@ from pathlib import Path
 
 from newsletter import tokens
 from newsletter.audience import audience_of, database
-from newsletter.audience.addresses import normalize_address
+from newsletter.audience.addresses import ascii_address, normalize_address
 from newsletter.audience.db import utcnow
 from newsletter.audience.segments import NamedSegment, count
 from newsletter.errors import NewsletterError
@@ -132,7 +132,10 @@ class _Pool:
         def job() -> Outcome | None:
             if self.stop.is_set() or not self.limiter.acquire(self.stop):
                 return None  # never started: the row goes back to pending
-            return self.transport.send(self.sender, recipient, build(), key=key)
+            wire = ascii_address(recipient)
+            if wire is None:
+                return Outcome("failed", None, "the address needs SMTPUTF8, which is not supported")
+            return self.transport.send(self.sender, wire, build(), key=key)
 
         return self.executor.submit(job)
 

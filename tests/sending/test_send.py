@@ -451,3 +451,18 @@ def test_live_send_asks_first(audience: sa.Engine) -> None:
 
 def test_send_needs_test_or_live(audience: sa.Engine) -> None:
     assert run("send", str(SAMPLE)) == (1, "", "Error: choose one: --test or --live\n")
+
+
+def test_international_addresses(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "intl.csv").write_text("email,name\nana@exämple.com,Ana\njosé@example.com,José\n")
+    run("subscribers", "import", str(tmp_path / "intl.csv"))
+    handler = FaultHandler()
+    with Server(handler) as server:
+        use(monkeypatch, server.port)
+        code, _, _ = live()
+    assert code == 0
+    assert handler.to("ana@xn--exmple-cua.com")[0].message["To"] == "Ana <ana@xn--exmple-cua.com>"
+    assert ledger(audience)["josé@example.com"] == "failed"
+    assert "needs SMTPUTF8" in run("campaigns", "show", "1")[1]

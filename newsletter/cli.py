@@ -686,5 +686,56 @@ def campaigns_retry(
         raise typer.Exit(1)
 
 
+@app.command()
+@reports_errors
+def preview(
+    file: Annotated[Path, typer.Argument(help="The issue file.", show_default=False)],
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8025,
+    as_email: Annotated[
+        str | None, typer.Option("--as", help="Fill the placeholders with this subscriber's data.")
+    ] = None,
+    no_open: Annotated[bool, typer.Option("--no-open", help="Do not open a browser.")] = False,
+) -> None:
+    """Preview the issue in a browser; every save re-renders it at once.
+
+    Serves on 127.0.0.1 only. Ctrl-C stops it.
+
+    Example: newsletter preview issues/2021-05.yaml --as ana@example.com
+    """
+    import socket
+    import webbrowser
+
+    from newsletter.preview.server import serve
+    from newsletter.preview.state import Preview
+    from newsletter.settings import load_settings
+
+    settings = load_settings()
+    state = Preview(path=file, settings=settings, recipient_email=as_email)
+    if as_email:
+        from newsletter.audience import database
+        from newsletter.audience.subscribers import get_subscriber
+
+        get_subscriber(database(settings), as_email)
+    state.rebuild()
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise NewsletterError(
+                f"port {port} on 127.0.0.1 is in use; pick another with --port"
+            ) from None
+
+    def ready(url: str) -> None:
+        typer.echo(f"Previewing {file} at {url} (Ctrl-C to stop)")
+        if state.error:
+            for line in state.error:
+                typer.echo(line, err=True)
+        if not no_open:
+            webbrowser.open(url)
+
+    serve(state, port=port, on_ready=ready)
+    typer.echo("Stopped.")
+
+
 def main() -> None:
     app()

@@ -1,0 +1,257 @@
+"""The preview server: Starlette on 127.0.0.1, server-sent events for live reload.
+
+It watches the issue file, the templates folder and the segments file; every change
+(debounced) re-renders, and the page swaps in the new render. A broken save shows its
+error over the last good render. Requests that arrive during a rebuild wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from watchfiles import awatch
+
+from newsletter.errors import NewsletterError
+from newsletter.preview.state import Preview, force_scheme
+
+STATIC = Path(__file__).parent / "static"
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
+_page = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(STATIC)), autoescape=True, undefined=jinja2.StrictUndefined
+)
+
+
+def _watched(preview: Preview) -> tuple[list[Path], Any]:
+    """Folders to watch, and a filter keeping the issue, the theme and the segments file.
+
+    Folders rather than files: editors save by writing a new file and renaming it over
+    the old one, which a watch on the old file would miss."""
+    issue = preview.path.resolve()
+    templates = Path(preview.settings.templates_dir).resolve()
+    segments = Path(preview.settings.segments_file).resolve()
+    folders = {issue.parent, templates}
+    if segments.parent.exists():
+        folders.add(segments.parent)
+
+    def keep(_change: object, name: str) -> bool:
+        path = Path(name).resolve()
+        return path in (issue, segments) or templates in path.parents
+
+    return sorted(folders), keep
+
+
+def create_app(preview: Preview, *, port: int) -> Starlette:
+    changed = asyncio.Condition()
+    origins = {f"http://{host}:{port}" for host in LOOPBACK}
+
+    async def watch(stop: asyncio.Event) -> None:
+        folders, keep = _watched(preview)
+        async for _ in awatch(*folders, watch_filter=keep, debounce=30, step=10, stop_event=stop):
+            await asyncio.to_thread(preview.rebuild)
+            async with changed:
+                changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(watch(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def personal() -> tuple[str, str] | None:
+        with preview.lock:
+            if preview.rendered is None or preview.recipient is None:
+                return None
+            copy = preview.rendered.personalize(preview.recipient)
+            return copy.html, copy.text
+
+    def page(request: Request) -> Response:
+        body = _page.get_template("index.html").render(
+            file=str(preview.path), csrf=preview.csrf, state=json.dumps(preview.state())
+        )
+        return HTMLResponse(body)
+
+    def email(request: Request) -> Response:
+        copy = personal()
+        if copy is None:
+            return HTMLResponse("<!doctype html><p>Nothing rendered yet.</p>")
+        scheme = request.query_params.get("scheme", "auto")
+        return HTMLResponse(force_scheme(copy[0], scheme), headers={"Cache-Control": "no-store"})
+
+    def text(request: Request) -> Response:
+        copy = personal()
+        return PlainTextResponse(copy[1] if copy else "", headers={"Cache-Control": "no-store"})
+
+    def source(request: Request) -> Response:
+        copy = personal()
+        return PlainTextResponse(copy[0] if copy else "", headers={"Cache-Control": "no-store"})
+
+    def headers(request: Request) -> Response:
+        with preview.lock:
+            rendered, recipient = preview.rendered, preview.recipient
+        if rendered is None or recipient is None:
+            return JSONResponse({})
+        settings = preview.settings
+        name = recipient.name
+        return JSONResponse(
+            {
+                "From": f"{settings.from_name} <{settings.from_address}>",
+                "To": f"{name} <{recipient.email}>" if name else recipient.email,
+                "Subject": rendered.subject,
+                "Preheader": rendered.preheader,
+                "List-Unsubscribe": f"<{recipient.unsubscribe_url}>, "
+                f"<mailto:unsubscribe@{settings.sender_domain()}?subject=unsubscribe>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
+        )
+
+    def state(request: Request) -> Response:
+        return JSONResponse(preview.state())
+
+    async def events(request: Request) -> Response:
+        async def stream() -> AsyncIterator[str]:
+            seen = -1
+            while not await request.is_disconnected():
+                current = preview.state()
+                if current["version"] != seen:
+                    seen = int(current["version"])  # type: ignore[call-overload]
+                    yield f"data: {json.dumps(current)}\n\n"
+                async with changed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), timeout=15)
+                yield ": keep-alive\n\n"
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+
+    def forbidden(request: Request) -> Response | None:
+        """POSTs need the page's CSRF token, and an Origin on loopback if one is sent."""
+        origin = request.headers.get("origin")
+        if origin is not None and origin not in origins:
+            return PlainTextResponse("cross-origin request refused", status_code=403)
+        if request.headers.get("x-csrf-token") != preview.csrf:
+            return PlainTextResponse("missing or wrong CSRF token", status_code=403)
+        return None
+
+    async def select(request: Request) -> Response:
+        if (refused := forbidden(request)) is not None:
+            return refused
+        wanted = (await request.json()).get("email") or None
+        try:
+            await asyncio.to_thread(preview.select, wanted)
+        except NewsletterError as exc:
+            return JSONResponse({"ok": False, "error": str(exc)}, status_code=404)
+        async with changed:
+            changed.notify_all()
+        return JSONResponse({"ok": True, "state": preview.state()})
+
+    def subscribers(request: Request) -> Response:
+        from newsletter.audience import database
+        from newsletter.audience.subscribers import find_subscribers
+
+        people: list[dict[str, str]] = []
+        try:
+            for s in find_subscribers(database(preview.settings), status="active", batch_size=100):
+                people.append({"email": s.email, "name": s.name})
+                if len(people) >= 100:
+                    break
+        except NewsletterError:
+            pass
+        return JSONResponse(people)
+
+    async def test_send(request: Request) -> Response:
+        if (refused := forbidden(request)) is not None:
+            return refused
+        from newsletter.sending.runner import send_test
+
+        try:
+            summary = await asyncio.to_thread(send_test, preview.path, preview.settings)
+        except NewsletterError as exc:
+            return JSONResponse({"ok": False, "error": str(exc)})
+        results = [
+            {"to": to, "result": str(outcome), "kind": outcome.kind}
+            for to, outcome in summary.outcomes
+        ]
+        return JSONResponse({"ok": summary.sent == len(results), "results": results})
+
+    routes = [
+        Route("/", page),
+        Route("/email", email),
+        Route("/text", text),
+        Route("/source", source),
+        Route("/headers", headers),
+        Route("/state", state),
+        Route("/events", events),
+        Route("/subscribers", subscribers),
+        Route("/select", select, methods=["POST"]),
+        Route("/test-send", test_send, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    assets = Path(preview.settings.templates_dir) / "assets"
+    if assets.is_dir():
+        routes.append(Mount("/assets", StaticFiles(directory=assets), name="assets"))
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        # A page on another site could point a DNS name at 127.0.0.1; refuse any Host
+        # that is not loopback (DNS rebinding).
+        middleware=[
+            Middleware(
+                TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"]
+            )
+        ],
+    )
+
+
+def make_server(preview: Preview, *, port: int, on_ready: Any = None) -> Any:
+    """A uvicorn server for the preview on 127.0.0.1; on_ready(url) once it listens."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        create_app(preview, port=port),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    if on_ready is not None:
+        original = server.startup
+
+        async def startup(sockets: Any = None) -> None:
+            await original(sockets=sockets)
+            if server.started:
+                on_ready(f"http://127.0.0.1:{port}/")
+
+        server.startup = startup  # type: ignore[method-assign]
+    return server
+
+
+def serve(preview: Preview, *, port: int, on_ready: Any = None) -> None:
+    """Run until Ctrl-C, which uvicorn turns into a clean shutdown."""
+    make_server(preview, port=port, on_ready=on_ready).run()

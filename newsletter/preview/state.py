@@ -1,0 +1,103 @@
+"""What the preview shows: the last good render, the error (if the last save broke it),
+and a version number that moves on every rebuild."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter.build import sample_recipient, view_online_url
+from newsletter.errors import NewsletterError
+from newsletter.issue import load_issue
+from newsletter.render import (
+    GMAIL_CLIP_BYTES,
+    SIZE_WARNING_BYTES,
+    Recipient,
+    RenderedIssue,
+    render_issue,
+)
+from newsletter.settings import Settings
+
+_DARK = re.compile(r"@media\s*\(prefers-color-scheme:\s*dark\)")
+
+
+def force_scheme(html: str, scheme: str) -> str:
+    """Emulate prefers-color-scheme inside the frame by rewriting the dark media query."""
+    if scheme == "dark":
+        return _DARK.sub("@media all", html)
+    if scheme == "light":
+        return _DARK.sub("@media not all", html)
+    return html
+
+
+@dataclass
+class Preview:
+    path: Path
+    settings: Settings
+    recipient_email: str | None = None
+    rendered: RenderedIssue | None = None
+    recipient: Recipient | None = None
+    error: list[str] | None = None
+    version: int = 0
+    build_ms: float = 0.0
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    changed: asyncio.Event | None = None
+
+    def rebuild(self) -> None:
+        """Render again. A failure keeps the last good render and records the error."""
+        start = time.perf_counter()
+        with self.lock:
+            try:
+                rendered = render_issue(load_issue(self.path), self.settings)
+                recipient = self.lookup(self.recipient_email, rendered)
+            except NewsletterError as exc:
+                self.error = (
+                    exc.lines() if exc.location else [f"Error: {line}" for line in exc.lines()]
+                )
+            else:
+                self.rendered, self.recipient, self.error = rendered, recipient, None
+            self.version += 1
+            self.build_ms = (time.perf_counter() - start) * 1000
+
+    def lookup(self, email: str | None, rendered: RenderedIssue) -> Recipient:
+        """The recipient to fill the placeholders with: a subscriber, or sample data."""
+        if not email:
+            return sample_recipient(self.settings, rendered.slug)
+        from newsletter.audience import database
+        from newsletter.audience.subscribers import get_subscriber
+
+        subscriber = get_subscriber(database(self.settings), email)
+        return Recipient(
+            email=subscriber.email,
+            name=subscriber.name,
+            unsubscribe_url=self.settings.public_url("unsubscribe", "preview"),
+            view_online_url=view_online_url(self.settings, rendered.slug),
+        )
+
+    def select(self, email: str | None) -> None:
+        """Preview as another subscriber (None: sample data); unknown addresses raise."""
+        with self.lock:
+            if self.rendered is not None:
+                self.recipient = self.lookup(email, self.rendered)
+            self.recipient_email = email
+            self.version += 1
+
+    def state(self) -> dict[str, object]:
+        with self.lock:
+            size = self.rendered.html_size if self.rendered else 0
+            return {
+                "version": self.version,
+                "error": self.error,
+                "size": size,
+                "size_limit": GMAIL_CLIP_BYTES,
+                "size_warning": size > SIZE_WARNING_BYTES,
+                "build_ms": round(self.build_ms, 1),
+                "recipient": self.recipient.email if self.recipient else None,
+                "warnings": [],
+            }

@@ -226,3 +226,56 @@ def test_preview_as_a_subscriber(engine, issue: Path, monkeypatch: pytest.Monkey
         assert "Hello Ana &lt;b&gt;Pérez&lt;/b&gt;," in body.decode()
     result = runner.invoke(app, ["preview", str(issue), "--as", "nobody@example.com", "--no-open"])
     assert (result.exit_code, result.stderr) == (1, "Error: no subscriber 'nobody@example.com'\n")
+
+
+def test_the_picker_previews_as_a_subscriber(browser, engine, issue: Path) -> None:  # type: ignore[no-untyped-def]
+    CliRunner().invoke(app, ["subscribers", "add", "ana@example.com", "--name", "Ana Pérez"])
+    with Running(issue) as running:
+        page = browser.new_page()
+        page.goto(running.url)
+        page.wait_for_function("document.querySelectorAll('#as option').length > 1")
+        shown = page.evaluate("window.__preview.shown")
+        page.select_option("#as", "ana@example.com")
+        page.wait_for_function(f"window.__preview.shown > {shown}")
+        assert "Hello Ana Pérez," in frame_text(page)
+        page.close()
+
+
+def test_the_command_prints_the_url_binds_loopback_and_stops_on_ctrl_c(issue: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_TEMPLATES_DIR"] = str(ROOT / "templates")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "newsletter",
+            "preview",
+            str(issue),
+            "--port",
+            str(port),
+            "--no-open",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        assert line == f"Previewing {issue} at http://127.0.0.1:{port}/ (Ctrl-C to stop)\n"
+        out = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True
+        ).stdout
+        if out:  # ss is not on every machine
+            assert [line.split()[3] for line in out.splitlines()] == [f"127.0.0.1:{port}"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert rest.endswith("Stopped.\n")

@@ -7,6 +7,7 @@ for loading the renderer (premailer alone takes over 100 ms to import).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -733,7 +734,9 @@ def preview(
         if not no_open:
             webbrowser.open(url)
 
-    serve(state, port=port, on_ready=ready)
+    # uvicorn shuts down cleanly on Ctrl-C, then hands the signal on as KeyboardInterrupt.
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(state, port=port, on_ready=ready)
     typer.echo("Stopped.")
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from newsletter.issue import load_issue
-from newsletter.render import Recipient, RenderedIssue, render_issue
+from newsletter.render import Personalized, Recipient, RenderedIssue, render_issue
 from newsletter.sending.message import address, build_message
 from newsletter.settings import Settings
 
@@ -37,6 +37,17 @@ def sample_recipient(settings: Settings, slug: str) -> Recipient:
         name=SAMPLE_RECIPIENT_NAME,
         unsubscribe_url=settings.public_url("unsubscribe", "sample-token"),
         view_online_url=view_online_url(settings, slug),
+    )
+
+
+def public_version(rendered: RenderedIssue, settings: Settings) -> Personalized:
+    """What "view in browser" shows everyone: generic values, no personal data."""
+    return rendered.personalize(
+        Recipient(
+            email="",
+            unsubscribe_url=settings.public_url("unsubscribe"),
+            view_online_url=view_online_url(settings, rendered.slug),
+        )
     )
 
 
@@ -72,14 +83,7 @@ def build(path: Path | str, settings: Settings, out_dir: Path | None = None) -> 
     rendered = render_issue(load_issue(path), settings)
     folder = Path(out_dir if out_dir is not None else settings.build_dir) / rendered.slug
     folder.mkdir(parents=True, exist_ok=True)
-    # The web version is what "view in browser" shows everyone: no personal data in it.
-    public = rendered.personalize(
-        Recipient(
-            email="",
-            unsubscribe_url=settings.public_url("unsubscribe"),
-            view_online_url=view_online_url(settings, rendered.slug),
-        )
-    )
+    public = public_version(rendered, settings)
     result = BuildResult(
         folder=folder,
         html=folder / "index.html",

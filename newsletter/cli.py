@@ -740,5 +740,42 @@ def preview(
     typer.echo("Stopped.")
 
 
+@app.command()
+@reports_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the public web service: unsubscribe, preferences, signup and the archive.
+
+    Put it behind a reverse proxy that terminates TLS (see the README); links are built
+    from NEWSLETTER_BASE_URL.
+
+    Example: newsletter serve --host 127.0.0.1 --port 8000
+    """
+    import uvicorn
+
+    from newsletter.settings import load_settings
+    from newsletter.web.app import create_web_app
+
+    settings = load_settings()
+    if settings.secret_key is None:
+        raise NewsletterError(
+            "NEWSLETTER_SECRET_KEY is not set; it signs every link this service reads"
+        )
+    typer.echo(f"Serving {settings.base_url} on http://{host}:{port}/ (Ctrl-C to stop)")
+    # The proxy on this machine says who the client is (X-Forwarded-For), for rate limits.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.run(
+            create_web_app(settings),
+            host=host,
+            port=port,
+            log_level="warning",
+            proxy_headers=True,
+            forwarded_allow_ips="127.0.0.1",
+        )
+    typer.echo("Stopped.")
+
+
 def main() -> None:
     app()

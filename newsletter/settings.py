@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     build_dir: Path = Field(default=Path("build"))
     segments_file: Path = Path("segments.yaml")
     default_list: Slug = "bulletin"
-    old_secret_keys: str = ""
+    secret_key_previous: SecretStr | None = None
 
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     @field_validator(
         "reply_to",
         "secret_key",
+        "secret_key_previous",
         "smtp_host",
         "smtp_username",
         "smtp_password",

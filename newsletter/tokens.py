@@ -1,8 +1,9 @@
-"""Signed tokens for unsubscribe and preference links.
+"""Signed tokens for unsubscribe, preference and confirmation links.
 
-A token carries the subscriber id and a scope (a list name, or a campaign), never the
-email address, and an HMAC-SHA256 over both. Tokens signed with a previous key (listed in
-NEWSLETTER_OLD_SECRET_KEYS) still verify, so rotating the key breaks no link already sent.
+A token carries the subscriber id, a scope (a campaign, a list, a purpose) and the time it
+was made, never the email address, with an HMAC-SHA256 over all three. Tokens signed with
+a previous key (NEWSLETTER_SECRET_KEY_PREVIOUS, comma-separated) still verify, so rotating
+the key breaks no link already sent.
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
 
 # Only for the outbox, which reaches nobody: links signed with it are worthless elsewhere.
 DEVELOPMENT_KEY = "development key: set NEWSLETTER_SECRET_KEY before sending for real"
+
+
+class BadToken(NewsletterError):
+    """A link that was forged, tampered with, mangled or has expired."""
 
 
 def _b64(data: bytes) -> str:
@@ -36,28 +42,38 @@ def signing_key(settings: Settings) -> str:
     return DEVELOPMENT_KEY
 
 
+def _keys(settings: Settings) -> list[str]:
+    previous = settings.secret_key_previous
+    older = previous.get_secret_value().split(",") if previous else []
+    return [signing_key(settings), *(k.strip() for k in older if k.strip())]
+
+
 def _mac(key: str, payload: str) -> bytes:
     return hmac.new(key.encode("utf-8"), payload.encode("utf-8"), hashlib.sha256).digest()[:16]
 
 
-def sign(key: str, subscriber_id: int, scope: str) -> str:
-    payload = f"{subscriber_id}.{scope}"
+def sign(key: str, subscriber_id: int, scope: str, *, now: float | None = None) -> str:
+    if "." in scope:
+        raise ValueError("a token scope cannot contain '.'")
+    issued = int(now if now is not None else time.time())
+    payload = f"{subscriber_id}.{scope}.{issued}"
     return f"{_b64(payload.encode('utf-8'))}.{_b64(_mac(key, payload))}"
 
 
-def verify(settings: Settings, token: str) -> tuple[int, str]:
-    """(subscriber id, scope) of a genuine token, else NewsletterError."""
+def verify(
+    settings: Settings, token: str, *, max_age: float | None = None, now: float | None = None
+) -> tuple[int, str]:
+    """(subscriber id, scope) of a genuine token, else BadToken."""
     try:
         encoded, mac = token.split(".")
         payload = _unb64(encoded).decode("utf-8")
         given = _unb64(mac)
-        subscriber, scope = payload.split(".", 1)
+        subscriber, scope, issued = payload.split(".")
+        subscriber_id, issued_at = int(subscriber), int(issued)
     except (ValueError, UnicodeDecodeError):
-        raise NewsletterError("this link is not valid") from None
-    keys = [
-        signing_key(settings),
-        *(k.strip() for k in settings.old_secret_keys.split(",") if k.strip()),
-    ]
-    if not any(hmac.compare_digest(_mac(k, payload), given) for k in keys):
-        raise NewsletterError("this link is not valid")
-    return int(subscriber), scope
+        raise BadToken("this link is not valid") from None
+    if not any(hmac.compare_digest(_mac(k, payload), given) for k in _keys(settings)):
+        raise BadToken("this link is not valid")
+    if max_age is not None and (now if now is not None else time.time()) - issued_at > max_age:
+        raise BadToken("this link has expired")
+    return subscriber_id, scope

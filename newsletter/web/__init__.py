@@ -1,0 +1,1 @@
+"""The public web service: unsubscribe, preferences, signup and the archive."""

@@ -278,7 +278,7 @@ def run_live(
                     pool.submit(
                         _builder(template, settings, key, campaign.id, ident, c),
                         c.email,
-                        f"{c.subscriber_id}",
+                        f"c{campaign.id}.s{c.subscriber_id}",
                     ),
                 )
                 for c in claims

@@ -85,7 +85,7 @@ class SecurityHeaders:
                 policy = (
                     "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
                     "form-action 'self'; base-uri 'none'; "
-                    f"frame-ancestors {'*' if framable else 'none'}"
+                    "frame-ancestors " + ("*" if framable else "'none'")
                 )
                 headers += [
                     (b"content-security-policy", policy.encode()),
@@ -132,8 +132,8 @@ def create_web_app(settings: Settings) -> Starlette:
     def engine() -> sa.Engine:
         return database(settings)
 
-    def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        body = _pages.get_template(name).render(site_name=site_name, **context)
+    def page(template: str, status: int = 200, /, **context: Any) -> HTMLResponse:
+        body = _pages.get_template(template).render(site_name=site_name, **context)
         return HTMLResponse(body, status_code=status)
 
     def message(heading: str, text: str, status: int = 200, **extra: Any) -> HTMLResponse:

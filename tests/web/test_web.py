@@ -398,3 +398,25 @@ def test_a_real_uvicorn_on_loopback(site) -> None:  # type: ignore[no-untyped-de
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_no_get_changes_anything(site) -> None:  # type: ignore[no-untyped-def]
+    client, engine, _ = site
+    runner.invoke(cli, ["send", str(SAMPLE), "--live", "--yes"])
+    sid = get_subscriber(engine, "ana.perez@example.com").id
+    paths = [
+        f"/unsubscribe/{tokens.sign(KEY, sid, 'c1')}",
+        f"/unsubscribe/{tokens.sign(KEY, sid, 'l-bulletin')}",
+        "/unsubscribe",
+        f"/preferences/{tokens.sign(KEY, sid, 'prefs')}",
+        f"/preferences/{tokens.sign(KEY, sid, 'prefs')}/data",
+        f"/confirm/{tokens.sign(KEY, sid, 'confirm-bulletin')}",
+        "/signup",
+        "/archive/",
+        "/archive/2021-05/",
+        "/archive/feed.xml",
+    ]
+    before = snapshot(engine)
+    for path in paths:
+        assert client.get(path).status_code == 200, path
+    assert snapshot(engine) == before

@@ -6,11 +6,11 @@ import datetime as dt
 import os
 import tempfile
 from dataclasses import dataclass
+from email.utils import format_datetime
 from pathlib import Path
 
 from newsletter.issue import load_issue
 from newsletter.render import Personalized, Recipient, RenderedIssue, render_issue
-from newsletter.sending.message import address, build_message
 from newsletter.settings import Settings
 
 SAMPLE_RECIPIENT_NAME = "Alex Reader"
@@ -52,17 +52,26 @@ def public_version(rendered: RenderedIssue, settings: Settings) -> Personalized:
 
 
 def sample_message(rendered: RenderedIssue, settings: Settings) -> bytes:
-    """The message a sample subscriber would get; the date is the issue's, for determinism."""
+    """The message a sample subscriber would get, built exactly as a campaign builds it;
+    the date is the issue's, so the file is the same on every build."""
+    from newsletter.sending.message import Addressee, campaign_template, unsubscribe_mailto
+
     recipient = sample_recipient(settings, rendered.slug)
-    domain = settings.from_address.rpartition("@")[2]
-    return build_message(
-        sender=address(settings.from_address, settings.from_name),
-        to=address(recipient.email, recipient.name),
-        reply_to=address(settings.reply_to) if settings.reply_to else None,
-        subject=rendered.subject,
-        body=rendered.personalize(recipient),
-        message_id=f"<{rendered.slug}.sample.{rendered.content_hash[:12]}@{domain}>",
-        date=dt.datetime.combine(rendered.issue_date, dt.time(9, 0), tzinfo=dt.UTC),
+    token = "sample-token"
+    template = campaign_template(rendered, settings, f"sample-{rendered.slug}", rendered.subject)
+    return template.build(
+        Addressee(
+            subscriber_id=0,
+            email=recipient.email,
+            name=recipient.name,
+            message_id=f"<{rendered.slug}.sample.{rendered.content_hash[:12]}@"
+            f"{settings.sender_domain()}>",
+            unsubscribe_url=recipient.unsubscribe_url,
+            unsubscribe_mailto=unsubscribe_mailto(settings, token),
+        ),
+        date=format_datetime(
+            dt.datetime.combine(rendered.issue_date, dt.time(9, 0), tzinfo=dt.UTC)
+        ),
     )
 
 

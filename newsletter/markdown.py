@@ -28,19 +28,26 @@ def to_html(source: str) -> str:
     return _parser().render(source).strip()
 
 
+def links(source: str) -> list[str]:
+    """Every link target written in the Markdown, in order."""
+    return [
+        str(token.attrs.get("href", ""))
+        for token in _inline_tokens(_parser().parse(source))
+        if token.type == "link_open"
+    ]
+
+
 def check(source: str) -> None:
     """Raise ValueError for what an email cannot carry: relative links."""
-    for token in _inline_tokens(_parser().parse(source)):
-        if token.type == "link_open":
-            href = str(token.attrs.get("href", ""))
-            if href.startswith("mailto:"):
-                continue
-            try:
-                absolute_url(href)
-            except ValueError:
-                raise ValueError(
-                    f"the link '{href}' is not a full web address; write it as https://..."
-                ) from None
+    for href in links(source):
+        if href.startswith("mailto:"):
+            continue
+        try:
+            absolute_url(href)
+        except ValueError:
+            raise ValueError(
+                f"the link '{href}' is not a full web address; write it as https://..."
+            ) from None
 
 
 def _inline_tokens(tokens: list[Token]) -> Iterator[Token]:

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, formatdate
+from pathlib import Path
 
 from newsletter.audience.addresses import ascii_address
 from newsletter.errors import NewsletterError
 from newsletter.fields import header_safe
 from newsletter.render import Personalized, Recipient, RenderedIssue
 from newsletter.render.personalize import values_for
+from newsletter.settings import Settings
 
 ALLOWED_HEADERS = frozenset(
     h.lower()
@@ -276,3 +278,34 @@ class DkimSigner:
             message, self.selector, self.domain, self.key, include_headers=list(self.HEADERS)
         )
         return signature + message
+
+
+def unsubscribe_mailto(settings: Settings, token: str) -> str:
+    """The mailto: URI of List-Unsubscribe, carrying the same token as the https one."""
+    target = settings.unsubscribe_mailto or f"unsubscribe@{settings.sender_domain()}"
+    return f"mailto:{target}?subject=unsubscribe%20{token}"
+
+
+def campaign_template(
+    rendered: RenderedIssue, settings: Settings, campaign: str, subject: str
+) -> MessageTemplate:
+    """The campaign's message as the settings describe it (sender, List-Id, DKIM)."""
+    dkim = None
+    if settings.dkim_domain and settings.dkim_selector and settings.dkim_key_file:
+        try:
+            key = Path(settings.dkim_key_file).read_bytes()
+        except OSError as exc:
+            raise NewsletterError(
+                f"NEWSLETTER_DKIM_KEY_FILE: cannot read it: {exc.strerror}"
+            ) from None
+        dkim = DkimSigner(settings.dkim_domain, settings.dkim_selector, key)
+    return MessageTemplate(
+        rendered,
+        sender=address(settings.from_address, settings.from_name),
+        reply_to=address(settings.reply_to) if settings.reply_to else None,
+        subject=subject,
+        list_id=f'"{settings.from_name}" <{settings.default_list}.{settings.sender_domain()}>',
+        campaign=campaign,
+        view_online_url=settings.public_url("archive", rendered.slug) + "/",
+        dkim=dkim,
+    )

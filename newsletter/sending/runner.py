@@ -25,7 +25,12 @@ from newsletter.errors import NewsletterError
 from newsletter.issue import load_issue
 from newsletter.render import RenderedIssue, render_issue
 from newsletter.sending import ledger
-from newsletter.sending.message import Addressee, DkimSigner, MessageTemplate, address
+from newsletter.sending.message import (
+    Addressee,
+    MessageTemplate,
+    campaign_template,
+    unsubscribe_mailto,
+)
 from newsletter.sending.ratelimit import RateLimiter
 from newsletter.sending.transport import Outcome, Transport, make_transport
 from newsletter.settings import Settings
@@ -74,39 +79,6 @@ class Plan:
     campaign: ledger.Campaign | None
     remaining: dict[str, int] | None
     transport: str
-
-
-def _domain(settings: Settings) -> str:
-    return settings.sender_domain()
-
-
-def _mailto(settings: Settings, token: str) -> str:
-    target = settings.unsubscribe_mailto or f"unsubscribe@{_domain(settings)}"
-    return f"mailto:{target}?subject=unsubscribe%20{token}"
-
-
-def _template(
-    rendered: RenderedIssue, settings: Settings, campaign: str, subject: str
-) -> MessageTemplate:
-    dkim = None
-    if settings.dkim_domain and settings.dkim_selector and settings.dkim_key_file:
-        try:
-            key = Path(settings.dkim_key_file).read_bytes()
-        except OSError as exc:
-            raise NewsletterError(
-                f"NEWSLETTER_DKIM_KEY_FILE: cannot read it: {exc.strerror}"
-            ) from None
-        dkim = DkimSigner(settings.dkim_domain, settings.dkim_selector, key)
-    return MessageTemplate(
-        rendered,
-        sender=address(settings.from_address, settings.from_name),
-        reply_to=address(settings.reply_to) if settings.reply_to else None,
-        subject=subject,
-        list_id=f'"{settings.from_name}" <{settings.default_list}.{_domain(settings)}>',
-        campaign=campaign,
-        view_online_url=settings.public_url("archive", rendered.slug) + "/",
-        dkim=dkim,
-    )
 
 
 def _transport_name(settings: Settings) -> str:
@@ -162,7 +134,9 @@ def send_test(path: Path | str, settings: Settings, to: list[str] | None = None)
             raise NewsletterError(f"'{raw}' is not a valid email address: {exc}") from None
     key = tokens.signing_key(settings)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-    template = _template(rendered, settings, f"test-{rendered.slug}", f"[TEST] {rendered.subject}")
+    template = campaign_template(
+        rendered, settings, f"test-{rendered.slug}", f"[TEST] {rendered.subject}"
+    )
     transport = make_transport(settings, f"test-{rendered.slug}")
     transport.open()
     pool = _Pool(transport, settings)
@@ -175,9 +149,9 @@ def send_test(path: Path | str, settings: Settings, to: list[str] | None = None)
                 subscriber_id=0,
                 email=email,
                 name="",
-                message_id=f"<test.{rendered.content_hash[:12]}.{stamp}.{n}@{_domain(settings)}>",
+                message_id=f"<test.{rendered.content_hash[:12]}.{stamp}.{n}@{settings.sender_domain()}>",
                 unsubscribe_url=settings.public_url("unsubscribe", token),
-                unsubscribe_mailto=_mailto(settings, token),
+                unsubscribe_mailto=unsubscribe_mailto(settings, token),
             )
             futures.append(
                 (email, pool.submit(lambda t=to_: template.build(t), email, f"{stamp}-{n}"))
@@ -257,7 +231,7 @@ def run_live(
     summary = Summary(resent=ledger.recover(engine, campaign.id))
     started = utcnow()
     label = f"campaign-{campaign.id}"
-    template = _template(plan.rendered, settings, label, plan.rendered.subject)
+    template = campaign_template(plan.rendered, settings, label, plan.rendered.subject)
     ident = hashlib.sha256(f"{campaign.id}:{campaign.content_hash}".encode()).hexdigest()[:10]
     pool = _Pool(transport, settings)
     in_a_row = 0
@@ -351,9 +325,9 @@ def _builder(
                 email=claim_.email,
                 name=claim_.name,
                 # The same for every attempt, so a duplicate after a crash is recognisable.
-                message_id=f"<c{campaign_id}.s{claim_.subscriber_id}.{ident}@{_domain(settings)}>",
+                message_id=f"<c{campaign_id}.s{claim_.subscriber_id}.{ident}@{settings.sender_domain()}>",
                 unsubscribe_url=settings.public_url("unsubscribe", token),
-                unsubscribe_mailto=_mailto(settings, token),
+                unsubscribe_mailto=unsubscribe_mailto(settings, token),
             )
         )
 

@@ -81,7 +81,7 @@ def test_links_are_absolute_and_images_have_alt_text(personal: tuple[str, str]) 
 def test_text_part_writes_links_out(sample_issue: IssueFile, personal: tuple[str, str]) -> None:
     text = personal[1]
     for article in sample_issue.issue.articles():
-        assert f"Read the full story: {article.link}\n" in text
+        assert f"{article.cta}: {article.link}\n" in text
     assert "Write to us at news@example.org before 20 June." in text
     assert "Unsubscribe: https://newsletter.example.org/unsubscribe/sample-token\n" in text
     assert "<p>" not in text and "**" not in text

@@ -777,5 +777,66 @@ def serve(
     typer.echo("Stopped.")
 
 
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(help="The issue file.", show_default=False)],
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
+    links: Annotated[bool, typer.Option("--links", help="Also fetch every link online.")] = False,
+    spam: Annotated[bool, typer.Option("--spam", help="Also score it with SpamAssassin.")] = False,
+    output: Annotated[
+        str, typer.Option("--format", help="text or json.", show_default=True)
+    ] = "text",
+) -> None:
+    """Check an issue before sending: size, images, links, subject, preheader, unsubscribe,
+    plain text and DKIM. Exits 0 or 1, so CI can gate an issue on it.
+
+    Example: newsletter check issues/2021-05.yaml --strict --spam
+    """
+    import json
+
+    from newsletter.checks import Finding, Report, run_checks
+    from newsletter.settings import load_settings
+
+    if output not in ("text", "json"):
+        _report(NewsletterError("--format is text or json"))
+        raise typer.Exit(2)
+    try:
+        report = run_checks(file, load_settings(), links=links, spam=spam)
+    except NewsletterError as error:
+        if output == "text":
+            _report(error)
+            raise typer.Exit(1) from None
+        where = error.location
+        report = Report(
+            [
+                Finding(
+                    "schema",
+                    "error",
+                    line.split(": ", 1)[-1] if where else line,
+                    where.file if where else str(file),
+                    where.line if where else None,
+                    where.column if where else None,
+                )
+                for line in error.lines()
+            ]
+        )
+    if output == "json":
+        typer.echo(json.dumps(report.as_json(str(file)), indent=2, default=str))
+    else:
+        for finding in report.findings:
+            typer.echo(str(finding), err=finding.severity == "error")
+        if spam:
+            if report.spam and report.spam.get("installed") is False:
+                typer.echo(
+                    "SpamAssassin is not installed (apt-get install spamassassin); --spam checked nothing"
+                )
+            elif report.spam:
+                rules = ", ".join(report.spam.get("rules", [])) or "none"
+                typer.echo(f"SpamAssassin score: {report.spam.get('score')} (rules: {rules})")
+        typer.echo(f"{file}: {report.errors} errors, {report.warnings} warnings")
+    if report.failed(strict):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

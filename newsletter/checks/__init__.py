@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from newsletter import markdown
 from newsletter.audience.addresses import normalize_address
-from newsletter.errors import Location
+from newsletter.errors import Location, NewsletterError
 from newsletter.issue import IssueFile
 from newsletter.render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue
 from newsletter.settings import Settings
@@ -383,3 +383,41 @@ def check_spam(message: bytes) -> tuple[dict[str, Any] | None, list[Finding]]:
             Finding("spam.score", severity, f"SpamAssassin scores it {score} ({', '.join(rules)})")
         ]
     return result, []
+
+
+def user_agent(settings: Settings) -> str:
+    from newsletter import __version__
+
+    return f"newsletter-link-check/{__version__} (+{settings.base_url})"
+
+
+def run_checks(
+    path: Path | str, settings: Settings, *, links: bool = False, spam: bool = False
+) -> Report:
+    """Load, render and check an issue; InputError etc. propagate for invalid issues."""
+    from newsletter.build import sample_message
+    from newsletter.issue import load_issue
+    from newsletter.render import render_issue
+
+    issue_file = load_issue(path)
+    rendered = render_issue(issue_file, settings)
+    message = sample_message(rendered, settings)
+    report = check_issue(issue_file, rendered, settings, message=message)
+    if links:
+        report.findings.extend(check_links(issue_file, user_agent=user_agent(settings)))
+    if spam:
+        result, findings = check_spam(message)
+        report.spam = result if result is not None else {"installed": False}
+        report.findings.extend(findings)
+    return report
+
+
+class ChecksFailed(NewsletterError):
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        super().__init__(f"the checks found {report.errors} error(s); nothing was sent")
+
+    def lines(self) -> list[str]:
+        return [str(f) for f in self.report.findings if f.severity == "error"] + [
+            f"Error: {self.message}"
+        ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from newsletter.build import sample_recipient, view_online_url
+from newsletter.checks import check_issue
 from newsletter.errors import NewsletterError
 from newsletter.issue import load_issue
 from newsletter.render import (
@@ -48,13 +49,15 @@ class Preview:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: asyncio.Event | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def rebuild(self) -> None:
         """Render again. A failure keeps the last good render and records the error."""
         start = time.perf_counter()
         with self.lock:
             try:
-                rendered = render_issue(load_issue(self.path), self.settings)
+                issue_file = load_issue(self.path)
+                rendered = render_issue(issue_file, self.settings)
                 recipient = self.lookup(self.recipient_email, rendered)
             except NewsletterError as exc:
                 self.error = (
@@ -62,6 +65,9 @@ class Preview:
                 )
             else:
                 self.rendered, self.recipient, self.error = rendered, recipient, None
+                self.warnings = [
+                    str(f) for f in check_issue(issue_file, rendered, self.settings).findings
+                ]
             self.version += 1
             self.build_ms = (time.perf_counter() - start) * 1000
 
@@ -99,5 +105,5 @@ class Preview:
                 "size_warning": size > SIZE_WARNING_BYTES,
                 "build_ms": round(self.build_ms, 1),
                 "recipient": self.recipient.email if self.recipient else None,
-                "warnings": [],
+                "warnings": self.warnings,
             }

@@ -167,9 +167,14 @@ def send_test(path: Path | str, settings: Settings, to: list[str] | None = None)
 
 def plan_live(path: Path | str, settings: Settings, *, new_campaign: bool = False) -> Plan:
     """Validate, render and resolve everything a live send needs; change nothing."""
+    from newsletter.checks import ChecksFailed, check_issue
+
     issue_file = load_issue(path)
     rendered = render_issue(issue_file, settings)
     tokens.signing_key(settings)
+    report = check_issue(issue_file, rendered, settings)
+    if report.errors:
+        raise ChecksFailed(report)
     engine = database(settings)
     named = audience_of(issue_file, settings)
     existing = ledger.latest_campaign(engine, rendered.slug, named.name)

@@ -828,7 +828,8 @@ def check(
         if spam:
             if report.spam and report.spam.get("installed") is False:
                 typer.echo(
-                    "SpamAssassin is not installed (apt-get install spamassassin); --spam checked nothing"
+                    "SpamAssassin is not installed (apt-get install spamassassin); "
+                    "--spam checked nothing"
                 )
             elif report.spam:
                 rules = ", ".join(report.spam.get("rules", [])) or "none"

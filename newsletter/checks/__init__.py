@@ -254,7 +254,13 @@ def check_issue(
         add("unsubscribe.link", "the HTML has no unsubscribe link")
     if "unsubscribe_url" not in rendered.parts("text").fields():
         add("unsubscribe.link", "the plain-text part has no unsubscribe link")
-    raw = message if message is not None else sample_message(rendered, settings)
+    raw = message
+    if raw is None:
+        try:
+            raw = sample_message(rendered, settings)
+        except NewsletterError as exc:  # a DKIM key that cannot sign: report it, check the rest
+            add("dkim.signature", exc.message, {"file": str(settings.dkim_key_file)})
+            raw = sample_message(rendered, settings.model_copy(update={"dkim_key_file": None}))
     head = raw.split(b"\r\n\r\n", 1)[0].lower()
     for header in (b"list-unsubscribe:", b"list-unsubscribe-post:"):
         if b"\r\n" + header not in b"\r\n" + head:
@@ -272,7 +278,8 @@ def check_issue(
                         places.at("sections", s, "articles", a, "title"),
                     )
 
-    findings.extend(check_dkim(raw, settings))
+    if not any(f.rule == "dkim.signature" for f in findings):
+        findings.extend(check_dkim(raw, settings))
     return Report(findings)
 
 
@@ -401,8 +408,8 @@ def run_checks(
 
     issue_file = load_issue(path)
     rendered = render_issue(issue_file, settings)
-    message = sample_message(rendered, settings)
-    report = check_issue(issue_file, rendered, settings, message=message)
+    report = check_issue(issue_file, rendered, settings)
+    message = sample_message(rendered, settings.model_copy(update={"dkim_key_file": None}))
     if links:
         report.findings.extend(check_links(issue_file, user_agent=user_agent(settings)))
     if spam:
@@ -413,9 +420,13 @@ def run_checks(
 
 
 class ChecksFailed(NewsletterError):
-    def __init__(self, report: Report) -> None:
+    """Raised by a live send; its lines are the errors, each at its own place."""
+
+    def __init__(self, report: Report, file: str) -> None:
         self.report = report
-        super().__init__(f"the checks found {report.errors} error(s); nothing was sent")
+        super().__init__(
+            f"the checks found {report.errors} error(s); nothing was sent", Location(file)
+        )
 
     def lines(self) -> list[str]:
         return [str(f) for f in self.report.findings if f.severity == "error"] + [

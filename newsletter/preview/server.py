@@ -59,21 +59,52 @@ def _watched(preview: Preview) -> tuple[list[Path], Any]:
     return sorted(folders), keep
 
 
+def _mtimes(preview: Preview) -> dict[Path, float]:
+    """Modification times of everything the preview renders from."""
+    paths = [preview.path, Path(preview.settings.segments_file)]
+    paths += Path(preview.settings.templates_dir).rglob("*")
+    times = {}
+    for path in paths:
+        with contextlib.suppress(OSError):
+            times[path] = path.stat().st_mtime
+    return times
+
+
 def create_app(preview: Preview, *, port: int) -> Starlette:
     changed = asyncio.Condition()
     origins = {f"http://{host}:{port}" for host in LOOPBACK}
 
-    async def watch(stop: asyncio.Event) -> None:
+    async def rebuild() -> None:
+        await asyncio.to_thread(preview.rebuild)
+        async with changed:
+            changed.notify_all()
+
+    async def watch(stop: asyncio.Event, ready: asyncio.Event) -> None:
         folders, keep = _watched(preview)
-        async for _ in awatch(*folders, watch_filter=keep, debounce=30, step=10, stop_event=stop):
-            await asyncio.to_thread(preview.rebuild)
-            async with changed:
-                changed.notify_all()
+        before = _mtimes(preview)
+        async for changes in awatch(
+            *folders,
+            watch_filter=keep,
+            debounce=30,
+            step=10,
+            stop_event=stop,
+            rust_timeout=100,
+            yield_on_timeout=True,
+        ):
+            if not ready.is_set():
+                # The watcher is in place; a save made while it was being set up is not lost.
+                ready.set()
+                if _mtimes(preview) != before:
+                    await rebuild()
+            if changes:
+                await rebuild()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(watch(stop))
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(watch(stop, ready))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ready.wait(), timeout=5)
         try:
             yield
         finally:

@@ -267,6 +267,14 @@ class DkimSigner:
     )
 
     def __init__(self, domain: str, selector: str, key: bytes) -> None:
+        from dkim.crypto import UnparsableKeyError, parse_pem_private_key
+
+        try:
+            parse_pem_private_key(key)
+        except UnparsableKeyError:
+            raise NewsletterError(
+                "NEWSLETTER_DKIM_KEY_FILE does not hold a PEM private key"
+            ) from None
         self.domain = domain.encode("ascii")
         self.selector = selector.encode("ascii")
         self.key = key

@@ -174,7 +174,7 @@ def plan_live(path: Path | str, settings: Settings, *, new_campaign: bool = Fals
     tokens.signing_key(settings)
     report = check_issue(issue_file, rendered, settings)
     if report.errors:
-        raise ChecksFailed(report)
+        raise ChecksFailed(report, issue_file.path)
     engine = database(settings)
     named = audience_of(issue_file, settings)
     existing = ledger.latest_campaign(engine, rendered.slug, named.name)

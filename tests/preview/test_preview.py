@@ -140,7 +140,9 @@ def test_a_broken_save_shows_the_error_over_the_last_good_render(page, issue: Pa
 
 def test_tabs_show_text_headers_and_source(page) -> None:  # type: ignore[no-untyped-def]
     page.click("[data-tab=text]")
-    assert "More on the recruitment exchange: https://example.org/news/2021/05/" in page.inner_text("#text")
+    assert "More on the recruitment exchange: https://example.org/news/2021/05/" in page.inner_text(
+        "#text"
+    )
     page.click("[data-tab=headers]")
     headers = page.inner_text("#headers")
     for name in ("From", "To", "Subject", "Preheader", "List-Unsubscribe"):

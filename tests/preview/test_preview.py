@@ -281,3 +281,17 @@ def test_the_command_prints_the_url_binds_loopback_and_stops_on_ctrl_c(issue: Pa
         rest, err = process.communicate(timeout=15)
     assert process.returncode == 0, err
     assert rest.endswith("Stopped.\n")
+
+
+def test_the_page_lists_the_check_warnings(page, issue: Path) -> None:  # type: ignore[no-untyped-def]
+    assert page.inner_text("#warnings") == ""
+    text = issue.read_text(encoding="utf-8")
+    issue.write_text(
+        text.replace('subject: "Regional Migration News: May 2021"', 'subject: "Act now!!"'),
+        encoding="utf-8",
+    )
+    page.wait_for_function(
+        "document.getElementById('warnings').textContent.includes('subject.punctuation')",
+        timeout=5000,
+    )
+    assert f"{issue}:3:10: warning subject.punctuation" in page.inner_text("#warnings")

@@ -55,6 +55,20 @@ def slug(value: str) -> str:
     return value
 
 
+def ascii_address(address: str) -> str | None:
+    """The address as plain SMTP can carry it (IDNA domain), or None when the part before
+    the @ is not ASCII, which needs SMTPUTF8."""
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        return None
+    if domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return None
+
+
 HeaderText = Annotated[str, StringConstraints(min_length=1), AfterValidator(header_safe)]
 AbsoluteURL = Annotated[str, AfterValidator(absolute_url)]
 Slug = Annotated[str, AfterValidator(slug)]

@@ -1,24 +1,35 @@
-"""The audience: subscribers, lists and segments in the database the settings name."""
+"""The audience: subscribers, lists and segments in the database the settings name.
+
+Imports stay inside the functions: `newsletter build` and `validate` load this package for
+the address helpers and should not pay for SQLAlchemy.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
-from newsletter.audience.db import open_database
-from newsletter.audience.segments import NamedSegment, Segments, load_segments
 from newsletter.errors import NewsletterError
-from newsletter.issue import IssueFile
-from newsletter.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from newsletter.audience.segments import NamedSegment, Segments
+    from newsletter.issue import IssueFile
+    from newsletter.settings import Settings
 
 __all__ = ["audience_of", "database", "segments"]
 
 
 def database(settings: Settings) -> Engine:
     """The subscriber database, created or upgraded to the current schema."""
+    from newsletter.audience.db import open_database
+
     return open_database(settings.database_url)
 
 
 def segments(settings: Settings) -> Segments:
+    from newsletter.audience.segments import load_segments
+
     return load_segments(settings.segments_file, settings.default_list)
 
 

@@ -15,6 +15,10 @@ import re
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
+from newsletter.fields import ascii_address
+
+__all__ = ["address_key", "ascii_address", "normalize_address", "suppression_hash"]
+
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 FAST_ADDRESS = re.compile(
@@ -60,17 +64,3 @@ def address_key(address: str) -> str:
 def suppression_hash(address: str) -> str:
     """The hash kept for an erased address, so that a later import does not bring it back."""
     return hashlib.sha256(b"newsletter-suppression:" + address_key(address).encode()).hexdigest()
-
-
-def ascii_address(address: str) -> str | None:
-    """The address as plain SMTP can carry it (IDNA domain), or None when the part before
-    the @ is not ASCII, which needs SMTPUTF8."""
-    local, _, domain = address.rpartition("@")
-    if not local.isascii():
-        return None
-    if domain.isascii():
-        return address
-    try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
-        return None

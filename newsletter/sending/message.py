@@ -18,9 +18,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, formatdate
 from pathlib import Path
 
-from newsletter.audience.addresses import ascii_address
 from newsletter.errors import NewsletterError
-from newsletter.fields import header_safe
+from newsletter.fields import ascii_address, header_safe
 from newsletter.render import Personalized, Recipient, RenderedIssue
 from newsletter.render.personalize import values_for
 from newsletter.settings import Settings

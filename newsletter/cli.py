@@ -389,11 +389,11 @@ def segments_list() -> None:
 
     Example: newsletter segments list
     """
-    from newsletter.audience import segments
+    from newsletter.audience import declared_segments
     from newsletter.audience.segments import count
 
     settings, engine = _audience()
-    declared = segments(settings)
+    declared = declared_segments(settings)
     rows = [
         (name, count(engine, declared.get(name)), declared.get(name).segment.description)
         for name in declared.names()
@@ -414,11 +414,11 @@ def segments_show(
 
     Example: newsletter segments show everyone --limit 5
     """
-    from newsletter.audience import segments
+    from newsletter.audience import declared_segments
     from newsletter.audience.segments import count, recipients
 
     settings, engine = _audience()
-    named = segments(settings).get(name)
+    named = declared_segments(settings).get(name)
     total = count(engine, named)
     typer.echo(f"segment:     {named.name}")
     if named.segment.description:

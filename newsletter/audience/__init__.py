@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from newsletter.issue import IssueFile
     from newsletter.settings import Settings
 
-__all__ = ["audience_of", "database", "segments"]
+__all__ = ["audience_of", "database", "declared_segments"]
 
 
 def database(settings: Settings) -> Engine:
@@ -27,7 +27,8 @@ def database(settings: Settings) -> Engine:
     return open_database(settings.database_url)
 
 
-def segments(settings: Settings) -> Segments:
+def declared_segments(settings: Settings) -> Segments:
+    """The segments file, loaded (the built-in `everyone` always included)."""
     from newsletter.audience.segments import load_segments
 
     return load_segments(settings.segments_file, settings.default_list)
@@ -36,7 +37,7 @@ def segments(settings: Settings) -> Segments:
 def audience_of(issue_file: IssueFile, settings: Settings) -> NamedSegment:
     """The segment an issue's `audience` names; an unknown name is reported at that key."""
     try:
-        return segments(settings).get(issue_file.issue.audience)
+        return declared_segments(settings).get(issue_file.issue.audience)
     except NewsletterError as exc:
         if exc.location is not None:
             raise

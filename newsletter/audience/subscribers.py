@@ -120,6 +120,57 @@ def list_lists(engine: Engine) -> list[ListInfo]:
         return [ListInfo(*row) for row in conn.execute(query)]
 
 
+def set_membership(conn: Connection, subscriber_id: int, list_id: int, status: str) -> None:
+    """Give a subscriber this membership status on a list, adding the membership if need be."""
+    now = utcnow()
+    updated = conn.execute(
+        sa.update(subscriptions)
+        .where(subscriptions.c.subscriber_id == subscriber_id, subscriptions.c.list_id == list_id)
+        .values(status=status, updated_at=now)
+    )
+    if not updated.rowcount:
+        conn.execute(
+            sa.insert(subscriptions).values(
+                subscriber_id=subscriber_id,
+                list_id=list_id,
+                status=status,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
+def insert_subscriber(
+    conn: Connection,
+    address: str,
+    *,
+    name: str,
+    source: str,
+    consent_at: dt.datetime | None,
+    language: str | None = None,
+) -> int:
+    """A new active subscriber (no lists yet); returns the id."""
+    now = utcnow()
+    return int(
+        conn.execute(
+            sa.insert(subscribers)
+            .values(
+                email=address,
+                email_key=address_key(address),
+                name=name,
+                language=language,
+                attributes={},
+                status="active",
+                consent_source=source,
+                consent_at=consent_at,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(subscribers.c.id)
+        ).scalar_one()
+    )
+
+
 def on_list(list_id: int) -> sa.Exists:
     """Subscribers with any membership (whatever its status) of the list."""
     return sa.exists().where(
@@ -229,22 +280,9 @@ def add_subscriber(
         ).first()
         created = row is None
         if row is None:
-            sid = conn.execute(
-                sa.insert(subscribers)
-                .values(
-                    email=address,
-                    email_key=address_key(address),
-                    name=name,
-                    language=language,
-                    attributes={},
-                    status="active",
-                    consent_source=source,
-                    consent_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(subscribers.c.id)
-            ).scalar_one()
+            sid = insert_subscriber(
+                conn, address, name=name, language=language, source=source, consent_at=now
+            )
         else:
             sid = row.id
             if row.status != "active":

@@ -43,7 +43,7 @@ from newsletter.audience.db import (
     suppressions,
     utcnow,
 )
-from newsletter.audience.subscribers import get_subscriber
+from newsletter.audience.subscribers import get_subscriber, insert_subscriber, set_membership
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
 
@@ -164,14 +164,22 @@ def create_web_app(settings: Settings) -> Starlette:
     def form_secret(purpose: str, token: str) -> str:
         return hmac.new(key.encode(), f"{purpose}.{token}".encode(), hashlib.sha256).hexdigest()
 
-    # Unsubscribe -------------------------------------------------------------------
-
-    def unsubscribe_page(request: Request) -> Response:
+    def verified(request: Request) -> tuple[str, int, str] | None:
+        """(token, subscriber id, scope) of the request's token, or None if it is bad."""
         token = request.path_params["token"]
         try:
             sid, scope = tokens.verify(settings, token)
         except tokens.BadToken:
+            return None
+        return token, sid, scope
+
+    # Unsubscribe -------------------------------------------------------------------
+
+    def unsubscribe_page(request: Request) -> Response:
+        found = verified(request)
+        if found is None:
             return bad_link()
+        token, sid, scope = found
         row = subscriber_row(sid)
         if row is None or scope == "test":
             return message("Nothing to unsubscribe", "This address gets nothing from us.")
@@ -184,11 +192,10 @@ def create_web_app(settings: Settings) -> Starlette:
         )
 
     async def unsubscribe_post(request: Request) -> Response:
-        token = request.path_params["token"]
-        try:
-            sid, scope = tokens.verify(settings, token)
-        except tokens.BadToken:
+        found = verified(request)
+        if found is None:
             return bad_link()
+        _, sid, scope = found
         form = await request.form()
         if form.get("List-Unsubscribe") != "One-Click":
             return message("Nothing changed", "This request is not an unsubscribe request.", 400)
@@ -272,22 +279,20 @@ def create_web_app(settings: Settings) -> Starlette:
         }
 
     def preferences_page(request: Request) -> Response:
-        token = request.path_params["token"]
-        try:
-            sid, scope = tokens.verify(settings, token)
-        except tokens.BadToken:
+        found = verified(request)
+        if found is None:
             return bad_link()
+        token, sid, scope = found
         context = _prefs_context(token, sid)
         if context is None or scope == "test":
             return message("Nothing stored", "We hold nothing about this address.")
         return page("preferences.html", **context)
 
     async def preferences_post(request: Request) -> Response:
-        token = request.path_params["token"]
-        try:
-            sid, _scope = tokens.verify(settings, token)
-        except tokens.BadToken:
+        found = verified(request)
+        if found is None:
             return bad_link()
+        token, sid, _scope = found
         form = await request.form()
         if not hmac.compare_digest(str(form.get("csrf", "")), form_secret("prefs", token)):
             return message("Nothing changed", "This form has expired; open the link again.", 403)
@@ -320,40 +325,18 @@ def create_web_app(settings: Settings) -> Starlette:
                 wanted = list_name in chosen
                 if wanted and have.get(lid) != "confirmed":
                     # Their own choice, through a link only their mailbox received.
-                    if lid in have:
-                        conn.execute(
-                            sa.update(subscriptions)
-                            .where(
-                                subscriptions.c.subscriber_id == sid, subscriptions.c.list_id == lid
-                            )
-                            .values(status="confirmed", updated_at=now)
-                        )
-                    else:
-                        conn.execute(
-                            sa.insert(subscriptions).values(
-                                subscriber_id=sid,
-                                list_id=lid,
-                                status="confirmed",
-                                created_at=now,
-                                updated_at=now,
-                            )
-                        )
+                    set_membership(conn, sid, lid, "confirmed")
                 elif not wanted and have.get(lid) in ("confirmed", "unconfirmed"):
-                    conn.execute(
-                        sa.update(subscriptions)
-                        .where(subscriptions.c.subscriber_id == sid, subscriptions.c.list_id == lid)
-                        .values(status="unsubscribed", updated_at=now)
-                    )
+                    set_membership(conn, sid, lid, "unsubscribed")
         context = _prefs_context(token, sid, saved=True)
         assert context is not None
         return page("preferences.html", **context)
 
     def preferences_data(request: Request) -> Response:
-        token = request.path_params["token"]
-        try:
-            sid, _ = tokens.verify(settings, token)
-        except tokens.BadToken:
+        found = verified(request)
+        if found is None:
             return bad_link()
+        _, sid, _ = found
         row = subscriber_row(sid)
         if row is None:
             return message("Nothing stored", "We hold nothing about this address.")
@@ -468,22 +451,9 @@ def create_web_app(settings: Settings) -> Starlette:
                 )
             ).first()
             if row is None:
-                sid = conn.execute(
-                    sa.insert(subscribers)
-                    .values(
-                        email=email,
-                        email_key=address_key(email),
-                        name=name,
-                        language=None,
-                        attributes={},
-                        status="active",
-                        consent_source="signup form, not yet confirmed",
-                        consent_at=None,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(subscribers.c.id)
-                ).scalar_one()
+                sid = insert_subscriber(
+                    conn, email, name=name, source="signup form, not yet confirmed", consent_at=None
+                )
                 membership = None
             else:
                 sid = row.id
@@ -495,15 +465,7 @@ def create_web_app(settings: Settings) -> Starlette:
                 if row.status == "active" and membership == "confirmed":
                     return  # already subscribed: nothing to do, and nothing to say
             if membership is None:
-                conn.execute(
-                    sa.insert(subscriptions).values(
-                        subscriber_id=sid,
-                        list_id=list_id,
-                        status="unconfirmed",
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+                set_membership(conn, sid, list_id, "unconfirmed")
         _send_confirmation(email, sid, list_name)
 
     def _send_confirmation(email: str, sid: int, list_name: str) -> None:
@@ -592,21 +554,7 @@ def create_web_app(settings: Settings) -> Starlette:
                     updated_at=now,
                 )
             )
-            updated = conn.execute(
-                sa.update(subscriptions)
-                .where(subscriptions.c.subscriber_id == sid, subscriptions.c.list_id == list_id)
-                .values(status="confirmed", updated_at=now)
-            )
-            if not updated.rowcount:
-                conn.execute(
-                    sa.insert(subscriptions).values(
-                        subscriber_id=sid,
-                        list_id=list_id,
-                        status="confirmed",
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+            set_membership(conn, sid, list_id, "confirmed")
             # They asked to come back themselves: an old erasure no longer applies.
             conn.execute(
                 sa.delete(suppressions).where(

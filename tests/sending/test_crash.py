@@ -46,14 +46,19 @@ def _send(env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def test_sigkill_mid_campaign_then_resume(engine: sa.Engine, tmp_path: Path) -> None:
-    people = 120
-    csv = tmp_path / "people.csv"
-    csv.write_text("email,name\n" + "".join(f"r{i}@example.com,R {i}\n" for i in range(people)))
+def _subscribe(engine: sa.Engine, tmp_path: Path, people: int) -> str:
+    """Import r0@ ... r{people-1}@example.com; returns the database URL for a subprocess."""
     from newsletter.audience.csvio import import_csv
 
+    csv = tmp_path / "people.csv"
+    csv.write_text("email,name\n" + "".join(f"r{i}@example.com,R {i}\n" for i in range(people)))
     import_csv(engine, csv, list_name="bulletin", default_list="bulletin")
-    db_url = engine.url.render_as_string(hide_password=False)
+    return engine.url.render_as_string(hide_password=False)
+
+
+def test_sigkill_mid_campaign_then_resume(engine: sa.Engine, tmp_path: Path) -> None:
+    people = 120
+    db_url = _subscribe(engine, tmp_path, people)
     handler = FaultHandler()
     with Server(handler) as server:
         sender = _send(_env(tmp_path, server.port, db_url, rate="40"))
@@ -108,12 +113,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 def test_ctrl_c_stops_cleanly_and_resumes(engine: sa.Engine, tmp_path: Path) -> None:
     people = 60
-    csv = tmp_path / "people.csv"
-    csv.write_text("email,name\n" + "".join(f"r{i}@example.com,R {i}\n" for i in range(people)))
-    from newsletter.audience.csvio import import_csv
-
-    import_csv(engine, csv, list_name="bulletin", default_list="bulletin")
-    db_url = engine.url.render_as_string(hide_password=False)
+    db_url = _subscribe(engine, tmp_path, people)
     handler = FaultHandler()
     with Server(handler) as server:
         sender = _send(_env(tmp_path, server.port, db_url, rate="20"))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -840,4 +842,19 @@ def check(
 
 
 def main() -> None:
-    app()
+    """The console script. Once a command has finished and its output is flushed, the
+    process ends without the interpreter's teardown of every loaded module, which took
+    about 100 ms of each run (measured with bench/render.py). Nothing is left to clean up
+    by then: files are written and closed, transactions committed, threads joined."""
+    try:
+        app()
+    except SystemExit as done:
+        code = done.code
+    else:
+        code = 0
+    if isinstance(code, str):
+        sys.stderr.write(code + "\n")
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)

@@ -174,3 +174,35 @@ def test_every_command_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for path in _leaf_commands(typer.main.get_command(app)):
         assert "newsletter " + " ".join(path) in readme, path
+
+
+def test_the_console_script_keeps_output_and_exit_codes(tmp_path: Path) -> None:
+    """main() ends the process itself after flushing; output and codes must survive."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_TEMPLATES_DIR"] = str(ROOT / "templates")
+
+    def newsletter(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "newsletter", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = newsletter("build", str(SAMPLE), "--out", "site")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("Open site/2021-05/index.html in a browser to see it.\n")
+    assert (tmp_path / "site" / "2021-05" / "message.eml").stat().st_size > 50_000
+    missing = newsletter("validate", "nope.yaml")
+    assert (missing.returncode, missing.stdout, missing.stderr) == (
+        1,
+        "",
+        "nope.yaml: no such issue file\n",
+    )
+    assert newsletter("frobnicate").returncode == 2

@@ -15,7 +15,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from newsletter.errors import ConfigError
 from newsletter.fields import AbsoluteURL, HeaderText, Slug, header_safe
 
-HeaderAddress = Annotated[str, AfterValidator(header_safe)]
+
+def _plain_address(value: str) -> str:
+    local, at, domain = value.rpartition("@")
+    if not at or not local or "." not in domain or not value.isascii() or " " in value:
+        raise ValueError(f"'{value}' is not a plain email address such as news@example.org")
+    return value
+
+
+HeaderAddress = Annotated[str, AfterValidator(header_safe), AfterValidator(_plain_address)]
 
 
 class Settings(BaseSettings):

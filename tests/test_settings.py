@@ -56,3 +56,13 @@ def test_bad_base_url_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
         "NEWSLETTER_BASE_URL: 'newsletter.example.org' is not a full web address; "
         "write it as https://..."
     )
+
+
+def test_the_sender_address_must_be_a_plain_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSLETTER_FROM_ADDRESS", "news at example.org")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value) == (
+        "NEWSLETTER_FROM_ADDRESS: 'news at example.org' is not a plain email address such as "
+        "news@example.org"
+    )

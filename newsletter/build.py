@@ -37,6 +37,7 @@ def sample_recipient(settings: Settings, slug: str) -> Recipient:
         name=SAMPLE_RECIPIENT_NAME,
         unsubscribe_url=settings.public_url("unsubscribe", "sample-token"),
         view_online_url=view_online_url(settings, slug),
+        preferences_url=settings.public_url("preferences", "sample-token"),
     )
 
 
@@ -47,6 +48,7 @@ def public_version(rendered: RenderedIssue, settings: Settings) -> Personalized:
             email="",
             unsubscribe_url=settings.public_url("unsubscribe"),
             view_online_url=view_online_url(settings, rendered.slug),
+            preferences_url=settings.public_url("preferences"),
         )
     )
 
@@ -68,6 +70,7 @@ def sample_message(rendered: RenderedIssue, settings: Settings) -> bytes:
             f"{settings.sender_domain()}>",
             unsubscribe_url=recipient.unsubscribe_url,
             unsubscribe_mailto=unsubscribe_mailto(settings, token),
+            preferences_url=recipient.preferences_url,
         ),
         date=format_datetime(
             dt.datetime.combine(rendered.issue_date, dt.time(9, 0), tzinfo=dt.UTC)

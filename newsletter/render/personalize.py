@@ -8,6 +8,7 @@ only, so neither MJML nor premailer's href rewriting can alter them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 import re
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 # Field name -> how its value is checked before it is escaped for HTML.
-FIELDS: tuple[str, ...] = ("name", "email", "unsubscribe_url", "view_online_url")
-_URL_FIELDS = frozenset({"unsubscribe_url", "view_online_url"})
+FIELDS: tuple[str, ...] = ("name", "email", "unsubscribe_url", "view_online_url", "preferences_url")
+_URL_FIELDS = frozenset({"unsubscribe_url", "view_online_url", "preferences_url"})
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Recipient:
     unsubscribe_url: str
     view_online_url: str
     name: str = ""
+    # Where "Preferences" leads; without one, the unsubscribe page (which links to them).
+    preferences_url: str = ""
 
 
 class Tokens:
@@ -47,6 +50,7 @@ class Tokens:
         return {
             "unsubscribe": self.token("unsubscribe_url"),
             "view_online": self.token("view_online_url"),
+            "preferences": self.token("preferences_url"),
         }
 
 
@@ -73,12 +77,20 @@ class Spliced:
 
 def values_for(recipient: Recipient, fallback_name: str, *, for_html: bool) -> tuple[str, ...]:
     """The recipient's values in FIELDS order, escaped for HTML or cleaned for text."""
+    if not recipient.preferences_url:
+        recipient = dataclasses.replace(recipient, preferences_url=recipient.unsubscribe_url)
     for field in _URL_FIELDS:
         url = getattr(recipient, field)
         if not url.startswith(("https://", "http://")) or any(c.isspace() for c in url):
             raise ValueError(f"{field} must be an absolute http(s) URL, got {url!r}")
     name = " ".join(recipient.name.split()) or fallback_name
-    raw = (name, recipient.email, recipient.unsubscribe_url, recipient.view_online_url)
+    raw = (
+        name,
+        recipient.email,
+        recipient.unsubscribe_url,
+        recipient.view_online_url,
+        recipient.preferences_url,
+    )
     if for_html:
         return tuple(html.escape(v, quote=True) for v in raw)
     return tuple(" ".join(v.split()) for v in raw)

@@ -110,6 +110,7 @@ class Addressee:
     message_id: str
     unsubscribe_url: str
     unsubscribe_mailto: str
+    preferences_url: str = ""
 
 
 def _qp(text: str) -> bytes:
@@ -235,6 +236,7 @@ class MessageTemplate:
             name=to.name,
             unsubscribe_url=to.unsubscribe_url,
             view_online_url=self.view_online_url,
+            preferences_url=to.preferences_url,
         )
         fallback = self.rendered.name_fallback
         chunks = [block, b"\r\nThis is a multipart message in MIME format.\r\n"]

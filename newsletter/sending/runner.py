@@ -333,6 +333,9 @@ def _builder(
                 message_id=f"<c{campaign_id}.s{claim_.subscriber_id}.{ident}@{settings.sender_domain()}>",
                 unsubscribe_url=settings.public_url("unsubscribe", token),
                 unsubscribe_mailto=unsubscribe_mailto(settings, token),
+                preferences_url=settings.public_url(
+                    "preferences", tokens.sign(key, claim_.subscriber_id, "prefs")
+                ),
             )
         )
 

@@ -278,6 +278,13 @@ def create_web_app(settings: Settings) -> Starlette:
             "saved": saved,
         }
 
+    def preferences_generic(request: Request) -> Response:
+        return message(
+            "Your preferences",
+            "Use the Preferences link at the bottom of any of "
+            "our emails: it knows who you are, so you need not tell us.",
+        )
+
     def preferences_page(request: Request) -> Response:
         found = verified(request)
         if found is None:
@@ -656,6 +663,7 @@ def create_web_app(settings: Settings) -> Starlette:
         Route("/unsubscribe/", unsubscribe_generic),
         Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe_post, methods=["POST"]),
+        Route("/preferences", preferences_generic),
         Route("/preferences/{token}", preferences_page, methods=["GET"]),
         Route("/preferences/{token}", preferences_post, methods=["POST"]),
         Route("/preferences/{token}/data", preferences_data, methods=["GET"]),

@@ -262,7 +262,13 @@ def test_splicing_matches_plain_replacement(sample_rendered: RenderedIssue) -> N
     nonce = re.search(r"NLX([0-9a-f]{12})", sample_rendered.html).group(1)  # type: ignore[union-attr]
     expected = sample_rendered.html
     for index, value in enumerate(
-        (recipient.name, recipient.email, recipient.unsubscribe_url, recipient.view_online_url)
+        (
+            recipient.name,
+            recipient.email,
+            recipient.unsubscribe_url,
+            recipient.view_online_url,
+            recipient.preferences_url,
+        )
     ):
         expected = expected.replace(f"NLX{nonce}{index:02d}", html.escape(value))
     assert sample_rendered.personalize(recipient).html == expected

@@ -327,6 +327,12 @@ def test_full_loop_send_unsubscribe_then_skipped(site, tmp_path: Path) -> None: 
     )
     assert response.status_code == 200
     assert get_subscriber(engine, "ana.perez@example.com").status == "unsubscribed"
+    # The Preferences link in the footer leads to her preferences, where she can come back.
+    preferences = re.search(
+        r"Preferences: (https://\S+)", message.get_body(("plain",)).get_content()
+    )
+    page = client.get(preferences.group(1).removeprefix(BASE))  # type: ignore[union-attr]
+    assert "For ana.perez@example.com. You are unsubscribed and receive nothing." in page.text
     result = runner.invoke(cli, ["send", str(SAMPLE), "--live", "--yes", "--new-campaign"])
     assert result.stdout.splitlines()[-1] == "Campaign 2: 11 sent, 0 deferred, 0 failed, 0 skipped"
     assert not (tmp_path / "outbox" / "2021-05" / f"c2.s{ana_id}.eml").exists()
@@ -408,6 +414,7 @@ def test_no_get_changes_anything(site) -> None:  # type: ignore[no-untyped-def]
         f"/unsubscribe/{tokens.sign(KEY, sid, 'c1')}",
         f"/unsubscribe/{tokens.sign(KEY, sid, 'l-bulletin')}",
         "/unsubscribe",
+        "/preferences",
         f"/preferences/{tokens.sign(KEY, sid, 'prefs')}",
         f"/preferences/{tokens.sign(KEY, sid, 'prefs')}/data",
         f"/confirm/{tokens.sign(KEY, sid, 'confirm-bulletin')}",

@@ -79,7 +79,7 @@ def values_for(recipient: Recipient, fallback_name: str, *, for_html: bool) -> t
     """The recipient's values in FIELDS order, escaped for HTML or cleaned for text."""
     if not recipient.preferences_url:
         recipient = dataclasses.replace(recipient, preferences_url=recipient.unsubscribe_url)
-    for field in _URL_FIELDS:
+    for field in (f for f in FIELDS if f in _URL_FIELDS):  # a fixed order, for the message
         url = getattr(recipient, field)
         if not url.startswith(("https://", "http://")) or any(c.isspace() for c in url):
             raise ValueError(f"{field} must be an absolute http(s) URL, got {url!r}")

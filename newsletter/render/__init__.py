@@ -26,7 +26,16 @@ from newsletter.render import engine
 from newsletter.render.personalize import FIELDS, Recipient, Spliced, Tokens, values_for
 from newsletter.settings import Settings
 
-__all__ = ["Recipient", "RenderedIssue", "render_issue", "render_mjml"]
+__all__ = [
+    "FIELDS",
+    "GMAIL_CLIP_BYTES",
+    "SIZE_WARNING_BYTES",
+    "Personalized",
+    "Recipient",
+    "RenderedIssue",
+    "render_issue",
+    "render_mjml",
+]
 
 # Zero-width filler after the preheader stops inbox previews from pulling in body text.
 PREHEADER_FILLER = "&#847;&zwnj;&nbsp;" * 90
@@ -203,6 +212,3 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
         _html=html_parts,
         _text=text_parts,
     )
-
-
-__all__ += ["FIELDS", "GMAIL_CLIP_BYTES", "SIZE_WARNING_BYTES", "Personalized"]

@@ -796,7 +796,7 @@ def check(
     """
     import json
 
-    from newsletter.checks import Finding, Report, run_checks
+    from newsletter.checks import Report, run_checks, schema_findings
     from newsletter.settings import load_settings
 
     if output not in ("text", "json"):
@@ -808,20 +808,7 @@ def check(
         if output == "text":
             _report(error)
             raise typer.Exit(1) from None
-        where = error.location
-        report = Report(
-            [
-                Finding(
-                    "schema",
-                    "error",
-                    line.split(": ", 1)[-1] if where else line,
-                    where.file if where else str(file),
-                    where.line if where else None,
-                    where.column if where else None,
-                )
-                for line in error.lines()
-            ]
-        )
+        report = Report(schema_findings(error, str(file)))
     if output == "json":
         typer.echo(json.dumps(report.as_json(str(file)), indent=2, default=str))
     else:

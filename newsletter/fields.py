@@ -8,21 +8,33 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, StringConstraints
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Everything that can end or split a header line somewhere along the way: CR and LF,
+# the other C0 controls and DEL, NEL (U+0085) and the Unicode line and paragraph
+# separators, which str.splitlines() and some mail libraries treat as line breaks.
+_LINE_BREAKS = "\r\n\x85\u2028\u2029\x0b\x0c\x1c\x1d\x1e"
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x80-\x9f\u2028\u2029]")
+
+
+def header_problem(value: str) -> str | None:
+    """Why value cannot go into a mail header, or None when it can.
+
+    Python 3.11.7 writes an encoded word such as =?UTF-8?Q?=0A?= back out as a real
+    newline (CVE-2024-6923), so '=?' is refused along with every line break and control.
+    """
+    if any(c in _LINE_BREAKS for c in value):
+        return "must be on one line (it goes into a mail header)"
+    if _CONTROL.search(value):
+        return "must not contain control characters (it goes into a mail header)"
+    if "=?" in value:
+        return "must not contain '=?' (mail programs read it as an encoded header)"
+    return None
 
 
 def header_safe(value: str) -> str:
-    """Refuse what could split or smuggle a mail header.
-
-    Python 3.11.7 writes an encoded word such as =?UTF-8?Q?=0A?= back out as a real
-    newline (CVE-2024-6923), so '=?' is refused along with CR, LF and NUL.
-    """
-    if "\r" in value or "\n" in value:
-        raise ValueError("must be on one line (it goes into a mail header)")
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (it goes into a mail header)")
-    if "=?" in value:
-        raise ValueError("must not contain '=?' (mail programs read it as an encoded header)")
+    """value, or ValueError when it could split or smuggle a mail header."""
+    problem = header_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

@@ -6,10 +6,18 @@ Content never lives here: it lives in the issue YAML. Every field is documented 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsletter.errors import ConfigError
@@ -25,6 +33,64 @@ def _plain_address(value: str) -> str:
 
 HeaderAddress = Annotated[str, AfterValidator(header_safe), AfterValidator(_plain_address)]
 
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+_DNS_LABELS = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?")
+_DATABASE_URL = re.compile(r"[a-z][a-z0-9]*(\+[a-z0-9_]+)?://\S*")
+
+
+def _hostname(value: str) -> str:
+    if not _HOSTNAME.fullmatch(value):
+        raise ValueError(f"'{value}' is not a host name or address such as smtp.example.org")
+    return value
+
+
+def _dns_name(value: str) -> str:
+    if not _DNS_LABELS.fullmatch(value):
+        raise ValueError(f"'{value}' is not a DNS name such as example.org")
+    return value
+
+
+def _database_url(value: str) -> str:
+    if not _DATABASE_URL.fullmatch(value):
+        raise ValueError(
+            "is not a database URL such as sqlite:///newsletter.db or "
+            "postgresql+psycopg://user:password@host/db"
+        )
+    return value
+
+
+def _one_line_secret(value: SecretStr | None) -> SecretStr | None:
+    # Never echo the value itself: it is a secret.
+    if value is not None and not value.get_secret_value().isprintable():
+        raise ValueError("contains a line break or control character")
+    return value
+
+
+def _folder(value: Path) -> Path:
+    """A folder the tool writes into or reads from: it may not exist yet, but it must not
+    be a file."""
+    if value.exists() and not value.is_dir():
+        raise ValueError(f"'{value}' is a file; it must name a folder")
+    return value
+
+
+def _file(value: Path) -> Path:
+    if value.exists() and value.is_dir():
+        raise ValueError(f"'{value}' is a folder; it must name a file")
+    return value
+
+
+def _existing_file(value: Path | None) -> Path | None:
+    if value is not None and not value.is_file():
+        raise ValueError(f"'{value}' is not a file that can be read")
+    return value
+
+
+Folder = Annotated[Path, AfterValidator(_folder)]
+FilePath = Annotated[Path, AfterValidator(_file)]
+Secret = Annotated[SecretStr | None, AfterValidator(_one_line_secret)]
+Seconds = Annotated[float, Field(allow_inf_nan=False)]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -35,34 +101,34 @@ class Settings(BaseSettings):
     from_name: HeaderText = "Regional Migration News"
     reply_to: HeaderAddress | None = None
     base_url: AbsoluteURL = "https://newsletter.example.org"
-    secret_key: SecretStr | None = None
-    database_url: str = "sqlite:///newsletter.db"
-    outbox_dir: Path = Path("outbox")
-    templates_dir: Path = Path("templates")
-    issues_dir: Path = Path("issues")
-    build_dir: Path = Field(default=Path("build"))
-    segments_file: Path = Path("segments.yaml")
+    secret_key: Secret = None
+    database_url: Annotated[str, AfterValidator(_database_url)] = "sqlite:///newsletter.db"
+    outbox_dir: Folder = Path("outbox")
+    templates_dir: Folder = Path("templates")
+    issues_dir: Folder = Path("issues")
+    build_dir: Folder = Path("build")
+    segments_file: FilePath = Path("segments.yaml")
     default_list: Slug = "bulletin"
-    secret_key_previous: SecretStr | None = None
+    secret_key_previous: Secret = None
 
-    smtp_host: str | None = None
+    smtp_host: Annotated[str, AfterValidator(_hostname)] | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_username: Annotated[str, AfterValidator(header_safe)] | None = None
+    smtp_password: Secret = None
+    smtp_timeout: Seconds = Field(default=30.0, gt=0, le=3600)
     smtp_connections: int = Field(default=4, ge=1, le=64)
-    smtp_rate: float = Field(default=0.0, ge=0)
+    smtp_rate: Seconds = Field(default=0.0, ge=0, le=100_000)
     smtp_hourly_limit: int = Field(default=0, ge=0)
     smtp_max_attempts: int = Field(default=5, ge=1, le=50)
-    smtp_retry_delay: float = Field(default=60.0, ge=0)
+    smtp_retry_delay: Seconds = Field(default=60.0, ge=0, le=7 * 24 * 3600)
     smtp_pause_after: int = Field(default=10, ge=1)
     test_recipients: str = ""
     unsubscribe_mailto: HeaderAddress | None = None
 
-    dkim_domain: str | None = None
-    dkim_selector: str | None = None
-    dkim_key_file: Path | None = None
+    dkim_domain: Annotated[str, AfterValidator(_dns_name)] | None = None
+    dkim_selector: Annotated[str, AfterValidator(_dns_name)] | None = None
+    dkim_key_file: Annotated[Path | None, AfterValidator(_existing_file)] = None
 
     @field_validator(
         "reply_to",
@@ -81,6 +147,30 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # `NEWSLETTER_REPLY_TO=` in .env means "not set", as in .env.example.
         return None if value == "" else value
+
+    @field_validator("test_recipients")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        from newsletter.audience.addresses import normalize_address
+
+        for raw in value.split(","):
+            if raw.strip():
+                try:
+                    normalize_address(raw)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"'{raw.strip()}' is not a valid email address: {exc}"
+                    ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _dkim_complete(self) -> Settings:
+        given = [self.dkim_domain, self.dkim_selector, self.dkim_key_file]
+        if any(v is not None for v in given) and not all(v is not None for v in given):
+            raise ValueError(
+                "NEWSLETTER_DKIM_DOMAIN, _SELECTOR and _KEY_FILE go together; set all three or none"
+            )
+        return self
 
     def test_recipient_list(self) -> list[str]:
         return [a.strip() for a in self.test_recipients.split(",") if a.strip()]
@@ -101,4 +191,12 @@ def load_settings(**overrides: object) -> Settings:
         err = exc.errors(include_url=False)[0]
         name = "NEWSLETTER_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
         message = str((err.get("ctx") or {}).get("error", err["msg"]))
+        if not err["loc"]:
+            message = message.removeprefix("Value error, ")
+            raise ConfigError(message) from None
         raise ConfigError(f"{name}: {message}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f".env: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8"
+        ) from None

@@ -30,6 +30,8 @@ M = TypeVar("M", bound=BaseModel)
 MAX_BYTES = 1024 * 1024
 # Aliases can make a small file expand into a huge tree ("billion laughs").
 MAX_NODES = 100_000
+# No file an editor writes nests this deep; a deeper one would exhaust the stack.
+MAX_DEPTH = 64
 _NULLS = {"", "~", "null", "Null", "NULL"}
 
 
@@ -137,6 +139,11 @@ def _char_at(text: str, line: int, column: int) -> str:
 
 
 def _build(node: yaml.Node, path: Path_, doc: YamlDocument, budget: list[int]) -> Any:
+    if len(path) > MAX_DEPTH:
+        raise NewsletterError(
+            f"nested too deeply (more than {MAX_DEPTH} levels)",
+            Location(doc.file, node.start_mark.line + 1, node.start_mark.column + 1),
+        )
     budget[0] -= 1
     if budget[0] < 0:
         raise NewsletterError(

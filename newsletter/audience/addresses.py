@@ -15,7 +15,7 @@ import re
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
-from newsletter.fields import ascii_address
+from newsletter.fields import ascii_address, header_problem
 
 __all__ = ["address_key", "ascii_address", "normalize_address", "suppression_hash"]
 
@@ -45,15 +45,20 @@ def _fast(address: str) -> str | None:
 
 
 def normalize_address(raw: str) -> str:
-    """A valid address in normal form, or ValueError with email-validator's reason."""
+    """A valid address in normal form, or ValueError with the reason. Every address that
+    enters (import, add, signup, test recipients) comes through here, so one that cannot be
+    written into a mail header is refused here, not when a send reaches it."""
     address = raw.strip()
     fast = _fast(address)
-    if fast is not None:
-        return fast
-    try:
-        return validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from None
+    if fast is None:
+        try:
+            fast = validate_email(address, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValueError(str(exc)) from None
+    problem = header_problem(fast)
+    if problem is not None:
+        raise ValueError(f"the address {problem}")
+    return fast
 
 
 def address_key(address: str) -> str:

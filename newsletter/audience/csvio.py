@@ -117,6 +117,7 @@ def _records(path: Path) -> Iterator[tuple[int, list[str]] | list[str]]:
             yield from lines
 
         reader = csv.reader(again(), delimiter=_delimiter(first), strict=True)
+        start = 1
         try:
             yield next(reader)
             start = reader.line_num + 1
@@ -136,6 +137,10 @@ def _header(names: list[str], file: str) -> list[str]:
     for i, name in enumerate(header, 1):
         if not name:
             raise NewsletterError(f"column {i} has no name in the first line", Location(file, 1))
+        if not name.isprintable():
+            raise NewsletterError(
+                f"column {i}'s name contains a control character", Location(file, 1)
+            )
         if header.count(name) > 1:
             raise NewsletterError(f"the column '{name}' appears twice", Location(file, 1))
     if "email" not in header:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from newsletter import markdown
 from newsletter.audience.addresses import normalize_address
-from newsletter.errors import Location, NewsletterError
+from newsletter.errors import InputError, Location, NewsletterError
 from newsletter.issue import IssueFile
 from newsletter.render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue
 from newsletter.settings import Settings
@@ -92,6 +92,33 @@ class Report:
             "findings": [asdict(f) for f in self.findings],
             "spam": self.spam,
         }
+
+
+def schema_findings(error: NewsletterError, file: str) -> list[Finding]:
+    """An issue that does not load, as findings: each problem at its own place."""
+    if isinstance(error, InputError):
+        return [
+            Finding(
+                "schema",
+                "error",
+                f"{p.path}: {p.message}" if p.path else p.message,
+                p.location.file,
+                p.location.line,
+                p.location.column,
+            )
+            for p in error.problems
+        ]
+    where = error.location
+    return [
+        Finding(
+            "schema",
+            "error",
+            error.message,
+            where.file if where else file,
+            where.line if where else None,
+            where.column if where else None,
+        )
+    ]
 
 
 class _Links(HTMLParser):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -83,16 +82,28 @@ class RenderedIssue:
         )
 
 
-@lru_cache(maxsize=8)
+# The editor changes theme.yaml while the preview runs: the cache is keyed on the file's
+# modification time and size, so an edit is read at the next render.
+_themes: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
 def _theme(templates_dir: Path, template: str) -> dict[str, Any]:
     path = templates_dir / template / "theme.yaml"
-    if not path.exists():
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
         return {}
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = _themes.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise TemplateError(f"theme file is not valid YAML: {exc}", Location(str(path))) from None
-    return data if isinstance(data, dict) else {}
+    theme = data if isinstance(data, dict) else {}
+    _themes[path] = (stamp, theme)
+    return theme
 
 
 @dataclass(frozen=True)

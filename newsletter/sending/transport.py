@@ -11,6 +11,7 @@ so that dot-stuffing is one bytes.replace instead of smtplib's regex over the bo
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import smtplib
@@ -21,6 +22,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
+
+from pydantic import SecretStr
 
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
@@ -103,6 +106,7 @@ class SmtpTransport:
         self.username = settings.smtp_username
         self.password = settings.smtp_password
         self.timeout = settings.smtp_timeout
+        self._secrets = _secret_forms(self.username, self.password)
         self._local = threading.local()
         self._all: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
@@ -142,7 +146,7 @@ class SmtpTransport:
                 except smtplib.SMTPAuthenticationError as exc:
                     raise SendAborted(
                         f"{self.describe()} refused the login for {self.username} "
-                        f"({exc.smtp_code} {_text(exc.smtp_error)}); nothing was sent"
+                        f"({exc.smtp_code} {self._text(exc.smtp_error)}); nothing was sent"
                     ) from None
                 except smtplib.SMTPNotSupportedError:
                     raise SendAborted(f"{self.describe()} does not offer AUTH") from None
@@ -159,7 +163,7 @@ class SmtpTransport:
             raise
         except smtplib.SMTPResponseException as exc:
             raise SendAborted(
-                f"{self.describe()} answered {exc.smtp_code} {_text(exc.smtp_error)}; "
+                f"{self.describe()} answered {exc.smtp_code} {self._text(exc.smtp_error)}; "
                 "nothing was sent"
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
@@ -202,18 +206,23 @@ class SmtpTransport:
             code, reply = conn.getreply()
             if code == 421:
                 self._drop()
-            return classify(code, _text(reply))
+            return classify(code, self._text(reply))
         except SendAborted:
             raise
         except smtplib.SMTPResponseException as exc:  # e.g. 421 at the greeting
             self._drop()
-            return Outcome("deferred", exc.smtp_code, _text(exc.smtp_error))
+            return Outcome("deferred", exc.smtp_code, self._text(exc.smtp_error))
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
-            return Outcome("deferred", None, f"connection lost: {_reason(exc)}")
+            return Outcome("deferred", None, f"connection lost: {self._text(_reason(exc))}")
+
+    def _text(self, reply: bytes | str) -> str:
+        """A server reply as text, with any form of the credentials blotted out: a relay
+        may echo what it was sent."""
+        return redact(_text(reply), self._secrets)
 
     def _refused(self, conn: smtplib.SMTP, code: int, reply: bytes) -> Outcome:
-        outcome = classify(code, _text(reply))
+        outcome = classify(code, self._text(reply))
         if code == 421:
             self._drop()
         else:
@@ -231,6 +240,27 @@ class SmtpTransport:
                 conn.quit()
             except (OSError, smtplib.SMTPException):
                 _quietly_close(conn)
+
+
+def _secret_forms(username: str | None, password: SecretStr | None) -> list[str]:
+    """The password as it may come back from a relay: plain, or base64 as AUTH PLAIN and
+    AUTH LOGIN send it."""
+    if password is None or not password.get_secret_value():
+        return []
+    secret = password.get_secret_value()
+    user = username or ""
+    forms = [secret]
+    for raw in (secret, f"\0{user}\0{secret}", f"{user}\0{secret}"):
+        encoded = base64.b64encode(raw.encode("utf-8")).decode("ascii")
+        forms += [encoded, encoded.rstrip("=")]
+    # Longest first, so that a form containing another is blotted out whole.
+    return sorted({f for f in forms if len(f) >= 3}, key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _text(reply: bytes | str) -> str:

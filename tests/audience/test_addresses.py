@@ -54,3 +54,39 @@ def test_key_ignores_case() -> None:
     assert address_key(normalize_address("Ana@Example.com")) == address_key(
         normalize_address("ana@EXAMPLE.com")
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("ana@example.com", "ana@example.com"),
+        ("Ana.Perez+news@Mail.Example.ORG", "Ana.Perez+news@mail.example.org"),
+        ("o'brien@example.co.uk", "o'brien@example.co.uk"),
+        ("x_y-z@sub-domain.example.com", "x_y-z@sub-domain.example.com"),
+    ],
+)
+def test_common_addresses_take_the_fast_path(raw: str, normal: str) -> None:
+    # The fast path exists for speed: the common shapes must be decided by it, and decided
+    # exactly as email-validator would.
+    assert _fast(raw) == normal
+    assert validate_email(raw, check_deliverability=False).normalized == normal
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "postmaster@example.com",  # case-insensitive mailbox names are normalised
+        "a@example.test",  # special-use domains
+        "a@xn--bcher-kva.example",  # punycode labels
+        "josé@example.com",  # not ASCII
+        "a@localhost",
+    ],
+)
+def test_uncommon_addresses_are_left_to_email_validator(raw: str) -> None:
+    assert _fast(raw) is None
+
+
+@pytest.mark.parametrize("raw", ["x=?y@example.com", "=?utf-8?q?a?=@example.com"])
+def test_addresses_that_cannot_go_into_a_header_are_refused(raw: str) -> None:
+    with pytest.raises(ValueError, match="encoded header"):
+        normalize_address(raw)

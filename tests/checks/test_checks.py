@@ -318,6 +318,24 @@ def test_check_cli_text_json_and_strict(tmp_path: Path) -> None:
     assert data["errors"] == 5 and data["findings"][0]["rule"] == "schema"
 
 
+def test_check_json_gives_every_schema_error_its_own_place(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(
+        issue_text(
+            **{
+                "subject: Hello": "subjct: Hello",
+                "link: https://example.org/one": "link: example.org/one",
+            }
+        )
+    )
+    text = runner.invoke(app, ["check", str(path)]).stderr.splitlines()
+    data = json.loads(runner.invoke(app, ["check", str(path), "--format", "json"]).stdout)
+    places = [(f["line"], f["column"]) for f in data["findings"]]
+    assert len(places) == len(set(places)) == len(text) == 2
+    for finding, line in zip(data["findings"], text, strict=True):
+        assert line == f"{path}:{finding['line']}:{finding['column']}: {finding['message']}"
+
+
 def test_a_live_send_refuses_an_issue_with_check_errors(
     engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

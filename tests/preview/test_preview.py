@@ -125,6 +125,33 @@ def test_editing_the_file_updates_the_page_without_a_reload(page, issue: Path) -
     assert page.evaluate("window.__marker") == "same page"
 
 
+def test_editing_the_theme_changes_the_colours(
+    browser, issue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    monkeypatch.setenv("NEWSLETTER_TEMPLATES_DIR", str(templates))
+    monkeypatch.setenv("NEWSLETTER_SEGMENTS_FILE", str(ROOT / "segments.yaml"))
+    with Running(issue) as running:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(running.url)
+        page.wait_for_function("window.__preview.shown >= 1")
+
+        def background() -> str:
+            body = page.frame_locator("#frame").locator("body")
+            return str(body.evaluate("b => getComputedStyle(b).backgroundColor"))
+
+        assert background() == "rgb(238, 241, 245)"
+        shown = page.evaluate("window.__preview.shown")
+        theme = templates / "default" / "theme.yaml"
+        theme.write_text(theme.read_text().replace('page: "#eef1f5"', 'page: "#f5eeee"'))
+        page.wait_for_function(f"window.__preview.shown > {shown}", timeout=5000)
+        assert background() == "rgb(245, 238, 238)"
+        page.close()
+
+
 def test_a_broken_save_shows_the_error_over_the_last_good_render(page, issue: Path) -> None:  # type: ignore[no-untyped-def]
     good = issue.read_text(encoding="utf-8")
     issue.write_text(good.replace("date: 2021-05-31", "date: 31 May"), encoding="utf-8")

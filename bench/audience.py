@@ -65,7 +65,7 @@ def generate(path: Path, rows: int) -> None:
 
 def phase_import(db: Path, source: Path) -> dict[str, float]:
     from newsletter.audience.csvio import import_csv
-    from newsletter.audience.db import open_database
+    from newsletter.store import open_database
 
     engine = open_database(f"sqlite:///{db}")
     start = time.perf_counter()
@@ -96,8 +96,8 @@ def phase_baseline(db: Path, source: Path) -> dict[str, float]:
 
 
 def _segments(db: Path, name: str):  # type: ignore[no-untyped-def]
-    from newsletter.audience.db import open_database
     from newsletter.audience.segments import load_segments
+    from newsletter.store import open_database
 
     seg_file = db.with_suffix(".segments.yaml")
     seg_file.write_text(SEGMENTS)

@@ -93,7 +93,7 @@ def sample_bytes() -> bytes:
 def build_costs() -> tuple[float, float]:
     """Microseconds to produce one recipient's bytes: splicing vs EmailMessage."""
     from newsletter.issue import load_issue
-    from newsletter.render import Recipient, render_issue
+    from newsletter.render import PersonalValues, render_issue
     from newsletter.sending.message import Addressee, MessageTemplate, address, build_message
     from newsletter.settings import Settings
 
@@ -125,7 +125,7 @@ def build_costs() -> tuple[float, float]:
     start = time.perf_counter()
     for i in range(n):
         body = rendered.personalize(
-            Recipient(
+            PersonalValues(
                 email=f"r{i}@example.com",
                 name=f"Reader {i}",
                 unsubscribe_url=f"https://newsletter.example.org/unsubscribe/{i}",
@@ -184,7 +184,7 @@ def naive(port: int, count: int) -> dict[str, float]:
     import smtplib
 
     from newsletter.issue import load_issue
-    from newsletter.render import Recipient, render_issue
+    from newsletter.render import PersonalValues, render_issue
     from newsletter.sending.message import address, build_message
     from newsletter.settings import Settings
 
@@ -195,7 +195,7 @@ def naive(port: int, count: int) -> dict[str, float]:
         for i in range(count):
             email = f"reader{i}@example.com"
             body = rendered.personalize(
-                Recipient(
+                PersonalValues(
                     email=email,
                     name=f"Reader {i}",
                     unsubscribe_url=f"https://newsletter.example.org/unsubscribe/{i}",
@@ -255,16 +255,14 @@ def newsletter(port: int, count: int) -> dict[str, float]:
         NEWSLETTER_SMTP_SECURITY="none",
         NEWSLETTER_SMTP_CONNECTIONS=str(CONNECTIONS),
     )
-    from newsletter.audience import database
-    from newsletter.audience.csvio import import_csv
-    from newsletter.sending import runner
+    from newsletter.services import campaigns, subscribers
     from newsletter.settings import load_settings
 
     settings = load_settings()
-    import_csv(database(settings), people, list_name="bulletin", default_list="bulletin")
+    subscribers.import_file(settings, people, list_name="bulletin")
     start = time.perf_counter()
-    plan = runner.plan_live(SAMPLE, settings)
-    _, summary = runner.run_live(plan, settings)
+    plan = campaigns.plan(SAMPLE, settings)
+    _, summary = campaigns.send(plan, settings)
     seconds = time.perf_counter() - start
     assert summary.sent == count, summary
     return {"seconds": seconds, "sent": summary.sent, "rss": peak_rss_mb()}

@@ -60,12 +60,12 @@ def validate(
 
     Example: newsletter validate issues/*.yaml
     """
-    from newsletter.issue import load_issue
+    from newsletter.services import issues
 
     failed = 0
     for path in files:
         try:
-            load_issue(path)
+            issues.validate(path)
         except NewsletterError as error:
             failed += 1
             _report(error)
@@ -87,11 +87,11 @@ def build(
 
     Example: newsletter build issues/2021-05.yaml --out build/
     """
-    from newsletter.build import build as build_issue
     from newsletter.render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES
+    from newsletter.services import issues
     from newsletter.settings import load_settings
 
-    result = build_issue(file, load_settings(), out)
+    result = issues.build(file, load_settings(), out)
     size = result.rendered.html_size
     typer.echo(f"Built {file} (content hash {result.rendered.content_hash[:12]})")
     typer.echo(f"  {result.html}   web version, {size / 1024:.1f} KB of HTML")
@@ -120,10 +120,10 @@ def new(
 
     Example: newsletter new 2021-06
     """
-    from newsletter.issue import new_issue
+    from newsletter.services import issues
     from newsletter.settings import load_settings
 
-    created, source = new_issue(slug, Path(load_settings().issues_dir))
+    created, source = issues.new(slug, load_settings())
     typer.echo(f"Created {created} from {source}. Edit it, then run: newsletter validate {created}")
 
 
@@ -153,12 +153,10 @@ def _when(moment: Any) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else ""
 
 
-def _audience() -> tuple[Any, Any]:
-    from newsletter.audience import database
+def _settings() -> Any:
     from newsletter.settings import load_settings
 
-    settings = load_settings()
-    return settings, database(settings)
+    return load_settings()
 
 
 @subscribers_app.command("import")
@@ -181,16 +179,11 @@ def subscribers_import(
 
     Example: newsletter subscribers import people.csv --list bulletin --tag 2021
     """
-    from newsletter.audience.csvio import MAX_PROBLEMS_KEPT, import_csv
+    from newsletter.audience.csvio import MAX_PROBLEMS_KEPT
+    from newsletter.services import subscribers
 
-    settings, engine = _audience()
-    report = import_csv(
-        engine,
-        file,
-        list_name=list_name or settings.default_list,
-        tag_names=tag or [],
-        default_list=settings.default_list,
-        confirmed=not unconfirmed,
+    report = subscribers.import_file(
+        _settings(), file, list_name=list_name, tag_names=tag, confirmed=not unconfirmed
     )
     for line in report.problems:
         typer.echo(line, err=True)
@@ -213,10 +206,9 @@ def subscribers_export(
 
     Example: newsletter subscribers export --list bulletin --out bulletin.csv
     """
-    from newsletter.audience.csvio import export_to
+    from newsletter.services import subscribers
 
-    _, engine = _audience()
-    count = export_to(engine, out, list_name=list_name)
+    count = subscribers.export_file(_settings(), out, list_name=list_name)
     if out is not None:
         typer.echo(f"Exported {count} subscribers to {out}")
 
@@ -237,17 +229,10 @@ def subscribers_add(
 
     Example: newsletter subscribers add ana@example.com --name "Ana Pérez" --tag press
     """
-    from newsletter.audience.subscribers import add_subscriber
+    from newsletter.services import subscribers
 
-    settings, engine = _audience()
-    subscriber, created = add_subscriber(
-        engine,
-        email,
-        name=name,
-        language=language,
-        list_names=list_name or [],
-        tag_names=tag or [],
-        default_list=settings.default_list,
+    subscriber, created = subscribers.add(
+        _settings(), email, name=name, language=language, list_names=list_name, tag_names=tag
     )
     verb = "Added" if created else "Updated"
     typer.echo(f"{verb} {subscriber.email} (lists: {', '.join(subscriber.lists)})")
@@ -262,10 +247,9 @@ def subscribers_show(
 
     Example: newsletter subscribers show ana@example.com
     """
-    from newsletter.audience.subscribers import get_subscriber
+    from newsletter.services import subscribers
 
-    _, engine = _audience()
-    s = get_subscriber(engine, email)
+    s = subscribers.show(_settings(), email)
     rows = [
         ("email", s.email),
         ("name", s.name),
@@ -299,11 +283,10 @@ def subscribers_list(
 
     Example: newsletter subscribers list --status active --list bulletin
     """
-    from newsletter.audience.subscribers import find_subscribers
+    from newsletter.services import subscribers
 
-    _, engine = _audience()
     count = 0
-    for s in find_subscribers(engine, status=status, list_name=list_name, tag=tag):
+    for s in subscribers.find(_settings(), status=status, list_name=list_name, tag=tag):
         if count == 0:
             typer.echo("email\tname\tstatus\tlists\ttags")
         lists_text = ",".join(f"{n}:{st}" for n, st in s.lists.items())
@@ -322,10 +305,9 @@ def subscribers_unsubscribe(
 
     Example: newsletter subscribers unsubscribe ana@example.com
     """
-    from newsletter.audience.subscribers import unsubscribe
+    from newsletter.services import subscribers
 
-    _, engine = _audience()
-    s = unsubscribe(engine, email, list_name)
+    s = subscribers.unsubscribe_address(_settings(), email, list_name)
     where = f"the list '{list_name}'" if list_name else "everything"
     typer.echo(f"Unsubscribed {s.email} from {where}")
 
@@ -340,10 +322,9 @@ def subscribers_remove(
 
     Example: newsletter subscribers remove ana@example.com
     """
-    from newsletter.audience.subscribers import remove_subscriber
+    from newsletter.services import subscribers
 
-    _, engine = _audience()
-    address = remove_subscriber(engine, email)
+    address = subscribers.erase(_settings(), email)
     typer.echo(f"Erased {address}; a hash of the address is kept so that imports skip it")
 
 
@@ -357,10 +338,9 @@ def lists_create(
 
     Example: newsletter lists create events --description "Event invitations"
     """
-    from newsletter.audience.subscribers import create_list
+    from newsletter.services import subscribers
 
-    _, engine = _audience()
-    create_list(engine, name, description)
+    subscribers.create_list(_settings(), name, description)
     typer.echo(f"Created the list '{name}'")
 
 
@@ -371,10 +351,9 @@ def lists_list() -> None:
 
     Example: newsletter lists list
     """
-    from newsletter.audience.subscribers import list_lists
+    from newsletter.services import subscribers
 
-    _, engine = _audience()
-    infos = list_lists(engine)
+    infos = subscribers.lists(_settings())
     width = max([len("list"), *(len(i.name) for i in infos)])
     typer.echo(f"{'list':<{width}}  confirmed  unconfirmed  unsubscribed  description")
     for i in infos:
@@ -391,14 +370,10 @@ def segments_list() -> None:
 
     Example: newsletter segments list
     """
-    from newsletter.audience import declared_segments
-    from newsletter.audience.segments import count
+    from newsletter.services import subscribers
 
-    settings, engine = _audience()
-    declared = declared_segments(settings)
     rows = [
-        (name, count(engine, declared.get(name)), declared.get(name).segment.description)
-        for name in declared.names()
+        (named.name, n, named.segment.description) for named, n in subscribers.segments(_settings())
     ]
     width = max(len(r[0]) for r in rows)
     typer.echo(f"{'segment':<{width}}  recipients  description")
@@ -416,26 +391,17 @@ def segments_show(
 
     Example: newsletter segments show everyone --limit 5
     """
-    from newsletter.audience import declared_segments
-    from newsletter.audience.segments import count, recipients
+    from newsletter.services import subscribers
 
-    settings, engine = _audience()
-    named = declared_segments(settings).get(name)
-    total = count(engine, named)
+    named, total, first = subscribers.segment(_settings(), name, limit)
     typer.echo(f"segment:     {named.name}")
     if named.segment.description:
         typer.echo(f"description: {named.segment.description}")
     typer.echo(f"lists:       {', '.join(named.lists)}")
     typer.echo(f"recipients:  {total}")
-    shown = 0
-    for batch in recipients(engine, named, batch_size=max(1, min(limit, 1000))):
-        for r in batch:
-            if shown >= limit:
-                break
-            typer.echo(f"  {r.email}" + (f"  {r.name}" if r.name else ""))
-            shown += 1
-        if shown >= limit:
-            break
+    for r in first:
+        typer.echo(f"  {r.email}" + (f"  {r.name}" if r.name else ""))
+    shown = len(first)
     if total > shown:
         typer.echo(f"  ... and {total - shown} more")
 
@@ -448,10 +414,9 @@ def db_upgrade() -> None:
 
     Example: newsletter db upgrade
     """
-    from newsletter.audience.db import make_engine, upgrade
-    from newsletter.settings import load_settings
+    from newsletter.services import upgrade_database
 
-    before, after = upgrade(make_engine(load_settings().database_url))
+    before, after = upgrade_database(_settings())
     if before == after:
         typer.echo(f"The database is at schema version {after}; nothing to do")
     else:
@@ -540,21 +505,21 @@ def send(
 
     Example: newsletter send issues/2021-05.yaml --test --to me@example.org
     """
-    from newsletter.sending import runner
+    from newsletter.services import campaigns
     from newsletter.settings import load_settings
 
     if test == live:
         raise NewsletterError("choose one: --test or --live")
     settings = load_settings()
     if test:
-        summary = runner.send_test(file, settings, to or None)
+        summary = campaigns.send_test(file, settings, to or None)
         for address, outcome in summary.outcomes:
             typer.echo(f"{address}: {outcome}")
         typer.echo(_summary_lines(None, summary)[0])
         if summary.sent != len(summary.outcomes):
             raise typer.Exit(1)
         return
-    plan = runner.plan_live(file, settings, new_campaign=new_campaign)
+    plan = campaigns.plan(file, settings, new_campaign=new_campaign)
     typer.echo(f"Issue:      {plan.issue_path}")
     typer.echo(f"Subject:    {plan.rendered.subject}")
     description = (
@@ -583,9 +548,9 @@ def send(
         )
     r = plan.remaining
     remaining = plan.recipients if r is None else r["pending"] + r["sending"] + r["deferred"]
-    transport = runner.connect(plan, settings)
+    transport = campaigns.connect(plan, settings)
     if remaining == 0:
-        campaign, summary = runner.run_live(plan, settings, transport=transport)
+        campaign, summary = campaigns.send(plan, settings, transport=transport)
         for line in _summary_lines(campaign.id, summary):
             typer.echo(line)
         return
@@ -597,7 +562,7 @@ def send(
                 task, completed=summary.sent + summary.failed + summary.deferred + summary.skipped
             )
 
-        campaign, summary = runner.run_live(plan, settings, transport=transport, progress=advance)
+        campaign, summary = campaigns.send(plan, settings, transport=transport, progress=advance)
         advance(summary)
     for line in _summary_lines(campaign.id, summary):
         typer.echo(line)
@@ -616,10 +581,9 @@ def campaigns_list(ctx: typer.Context) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from newsletter.sending import ledger
+    from newsletter.services import campaigns
 
-    _, engine = _audience()
-    rows = ledger.all_campaigns(engine)
+    rows = campaigns.overview(_settings())
     if not rows:
         typer.echo("No campaigns yet. Start one with: newsletter send ISSUE --live")
         return
@@ -627,8 +591,7 @@ def campaigns_list(ctx: typer.Context) -> None:
         "id  issue       segment           recipients  sent  deferred  failed  skipped  pending  "
         "created"
     )
-    for c in rows:
-        n = ledger.counts(engine, c.id)
+    for c, n in rows:
         typer.echo(
             f"{c.id:<3} {c.issue:<11} {c.segment:<17} {c.recipients:>10}  {n['sent']:>4}  "
             f"{n['deferred']:>8}  {n['failed']:>6}  {n['skipped']:>7}  "
@@ -645,11 +608,10 @@ def campaigns_show(
 
     Example: newsletter campaigns show 1
     """
-    from newsletter.sending import ledger
+    from newsletter.services import campaigns
 
-    _, engine = _audience()
-    c = ledger.get_campaign(engine, campaign_id)
-    n = ledger.counts(engine, c.id)
+    report = campaigns.show(_settings(), campaign_id)
+    c, n = report.campaign, report.counts
     typer.echo(f"campaign:   {c.id}")
     typer.echo(f"issue:      {c.issue_path} ({c.content_hash[:12]})")
     typer.echo(f"subject:    {c.subject}")
@@ -659,7 +621,7 @@ def campaigns_show(
         f"recipients: {c.recipients}: {n['sent']} sent, {n['deferred']} deferred, "
         f"{n['failed']} failed, {n['skipped']} skipped, {n['pending'] + n['sending']} pending"
     )
-    for p in ledger.problems(engine, c.id):
+    for p in report.problems:
         who = p.email or f"subscriber {p.subscriber_id} (erased)"
         when = (
             f", next attempt {_when(p.next_attempt_at)}"
@@ -679,10 +641,9 @@ def campaigns_retry(
 
     Example: newsletter campaigns retry 1
     """
-    from newsletter.sending import runner
-    from newsletter.settings import load_settings
+    from newsletter.services import campaigns
 
-    campaign, summary = runner.retry(campaign_id, load_settings())
+    campaign, summary = campaigns.retry(campaign_id, _settings())
     for line in _summary_lines(campaign.id, summary):
         typer.echo(line)
     if summary.paused:
@@ -715,10 +676,9 @@ def preview(
     settings = load_settings()
     state = Preview(path=file, settings=settings, recipient_email=as_email)
     if as_email:
-        from newsletter.audience import database
-        from newsletter.audience.subscribers import get_subscriber
+        from newsletter.services import subscribers
 
-        get_subscriber(database(settings), as_email)
+        subscribers.show(settings, as_email)
     state.rebuild()
     with socket.socket() as probe:
         try:
@@ -761,15 +721,12 @@ def serve(
     from newsletter.web.app import create_web_app
 
     settings = load_settings()
-    if settings.secret_key is None:
-        raise NewsletterError(
-            "NEWSLETTER_SECRET_KEY is not set; it signs every link this service reads"
-        )
+    application = create_web_app(settings)  # refuses to start without a real secret key
     typer.echo(f"Serving {settings.base_url} on http://{host}:{port}/ (Ctrl-C to stop)")
     # The proxy on this machine says who the client is (X-Forwarded-For), for rate limits.
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.run(
-            create_web_app(settings),
+            application,
             host=host,
             port=port,
             log_level="warning",
@@ -796,19 +753,13 @@ def check(
     """
     import json
 
-    from newsletter.checks import Report, run_checks, schema_findings
+    from newsletter.services import issues
     from newsletter.settings import load_settings
 
     if output not in ("text", "json"):
         _report(NewsletterError("--format is text or json"))
         raise typer.Exit(2)
-    try:
-        report = run_checks(file, load_settings(), links=links, spam=spam)
-    except NewsletterError as error:
-        if output == "text":
-            _report(error)
-            raise typer.Exit(1) from None
-        report = Report(schema_findings(error, str(file)))
+    report = issues.check(file, load_settings(), links=links, spam=spam)
     if output == "json":
         typer.echo(json.dumps(report.as_json(str(file)), indent=2, default=str))
     else:

@@ -77,3 +77,50 @@ def verify(
     if max_age is not None and (now if now is not None else time.time()) - issued_at > max_age:
         raise BadToken("this link has expired")
     return subscriber_id, scope
+
+
+# What a token is for. Each page accepts only the kinds it serves: a preferences token does
+# not unsubscribe, a list token does not open the data download.
+CAMPAIGN, LIST, TEST, PREFERENCES, CONFIRM = "campaign", "list", "test", "prefs", "confirm"
+
+
+def campaign_scope(campaign_id: int) -> str:
+    """The List-Unsubscribe link of a campaign's message (and its mailto)."""
+    return f"c{campaign_id}"
+
+
+def list_scope(list_name: str) -> str:
+    return f"l-{list_name}"
+
+
+def confirm_scope(list_name: str) -> str:
+    return f"confirm-{list_name}"
+
+
+def kind_of(scope: str) -> str | None:
+    if scope[:1] == "c" and scope[1:].isdigit():
+        return CAMPAIGN
+    if scope.startswith("l-") and len(scope) > 2:
+        return LIST
+    if scope.startswith("confirm-") and len(scope) > 8:
+        return CONFIRM
+    if scope in (TEST, PREFERENCES):
+        return scope
+    return None
+
+
+def verify_for(
+    settings: Settings,
+    token: str,
+    kinds: frozenset[str],
+    *,
+    max_age: float | None = None,
+    now: float | None = None,
+) -> tuple[int, str]:
+    """(subscriber id, scope) of a genuine token whose kind is one of kinds, else BadToken
+    with the reason (which names no token and no address)."""
+    subscriber_id, scope = verify(settings, token, max_age=max_age, now=now)
+    kind = kind_of(scope)
+    if kind not in kinds:
+        raise BadToken(f"a {kind or 'unknown'} link cannot be used here")
+    return subscriber_id, scope

@@ -97,7 +97,9 @@ def browser():  # type: ignore[no-untyped-def]
 def engine(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """A fresh subscriber database: a real SQLite file, and PostgreSQL too when
     NEWSLETTER_TEST_POSTGRES_URL names one (its tables are dropped first)."""
-    from newsletter.audience.db import make_engine, metadata, upgrade
+    import newsletter.audience.db
+    import newsletter.sending.tables  # noqa: F401  (declare every table)
+    from newsletter.store import make_engine, metadata, upgrade
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'subscribers.db'}"

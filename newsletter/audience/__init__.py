@@ -11,20 +11,11 @@ from typing import TYPE_CHECKING
 from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from newsletter.audience.segments import NamedSegment, Segments
     from newsletter.issue import IssueFile
     from newsletter.settings import Settings
 
-__all__ = ["audience_of", "database", "declared_segments"]
-
-
-def database(settings: Settings) -> Engine:
-    """The subscriber database, created or upgraded to the current schema."""
-    from newsletter.audience.db import open_database
-
-    return open_database(settings.database_url)
+__all__ = ["audience_of", "declared_segments"]
 
 
 def declared_segments(settings: Settings) -> Segments:

@@ -17,9 +17,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from sqlalchemy.engine import Engine
 
 from newsletter import yamlfile
-from newsletter.audience.db import in_batches, lists, subscribers, subscriptions, tags
+from newsletter.audience.db import lists, subscribers, subscriptions, tags
 from newsletter.errors import Location, NewsletterError
 from newsletter.fields import Language, Slug
+from newsletter.store import in_batches
 
 EVERYONE = "everyone"
 

@@ -18,15 +18,14 @@ from newsletter import fields
 from newsletter.audience.addresses import address_key, normalize_address, suppression_hash
 from newsletter.audience.db import (
     SUBSCRIBER_STATUSES,
-    in_batches,
     lists,
     subscribers,
     subscriptions,
     suppressions,
     tags,
-    utcnow,
 )
 from newsletter.errors import NewsletterError
+from newsletter.store import in_batches, utcnow
 
 
 @dataclass(frozen=True)
@@ -362,26 +361,176 @@ def find_subscribers(
 
 def unsubscribe(engine: Engine, email: str, list_name: str | None = None) -> Subscriber:
     """Unsubscribe from one list, or from everything (the subscriber's status)."""
-    now = utcnow()
     with engine.begin() as conn:
         current = _get(conn, email)
-        where = subscriptions.c.subscriber_id == current.id
-        if list_name is not None:
-            if list_name not in current.lists:
-                raise NewsletterError(f"{current.email} is not on the list '{list_name}'")
-            where = sa.and_(
-                where, subscriptions.c.list_id == list_ids(conn, [list_name])[list_name]
-            )
-        else:
-            conn.execute(
-                sa.update(subscribers)
-                .where(subscribers.c.id == current.id, subscribers.c.status == "active")
-                .values(status="unsubscribed", updated_at=now)
-            )
-        conn.execute(
-            sa.update(subscriptions).where(where).values(status="unsubscribed", updated_at=now)
-        )
+        if list_name is not None and list_name not in current.lists:
+            raise NewsletterError(f"{current.email} is not on the list '{list_name}'")
+        unsubscribe_id(conn, current.id, list_name)
         return _get(conn, email)
+
+
+def unsubscribe_id(conn: Connection, subscriber_id: int, list_name: str | None = None) -> bool:
+    """What an unsubscribe changes, wherever it comes from (the CLI, the one-click POST, a
+    mailto): from one list, that membership; from everything, the subscriber's status and
+    every membership. Doing it again changes nothing. False when there is nobody (or no
+    such list) to unsubscribe."""
+    now = utcnow()
+    where = subscriptions.c.subscriber_id == subscriber_id
+    if list_name is not None:
+        list_id = conn.execute(sa.select(lists.c.id).where(lists.c.name == list_name)).scalar()
+        if list_id is None:
+            return False
+        where = sa.and_(where, subscriptions.c.list_id == list_id)
+    else:
+        found = conn.execute(
+            sa.select(subscribers.c.id).where(subscribers.c.id == subscriber_id)
+        ).first()
+        if found is None:
+            return False
+        conn.execute(
+            sa.update(subscribers)
+            .where(subscribers.c.id == subscriber_id, subscribers.c.status == "active")
+            .values(status="unsubscribed", updated_at=now)
+        )
+    conn.execute(
+        sa.update(subscriptions)
+        .where(where, subscriptions.c.status != "unsubscribed")
+        .values(status="unsubscribed", updated_at=now)
+    )
+    return True
+
+
+@dataclass(frozen=True)
+class ListChoice:
+    name: str
+    description: str
+    on: bool
+
+
+def get_by_id(conn: Connection, subscriber_id: int) -> Subscriber | None:
+    row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+    return None if row is None else _load(conn, [row])[0]
+
+
+def list_choices(conn: Connection, subscriber_id: int) -> list[ListChoice]:
+    """Every list, and whether the subscriber is a confirmed member of it."""
+    memberships = dict(
+        conn.execute(
+            sa.select(subscriptions.c.list_id, subscriptions.c.status).where(
+                subscriptions.c.subscriber_id == subscriber_id
+            )
+        ).all()
+    )
+    return [
+        ListChoice(name, description, memberships.get(lid) == "confirmed")
+        for lid, name, description in conn.execute(
+            sa.select(lists.c.id, lists.c.name, lists.c.description).order_by(lists.c.name)
+        ).all()
+    ]
+
+
+def update_preferences(
+    conn: Connection,
+    subscriber_id: int,
+    *,
+    name: str,
+    language: str | None,
+    wanted_lists: set[str],
+    resubscribe: bool,
+) -> bool:
+    """The subscriber's own choices, through a link only their mailbox received: name,
+    language, lists (joined confirmed, left unsubscribed), and coming back after an
+    unsubscribe (never after a bounce or a complaint). False when they are not stored."""
+    try:
+        fields.header_safe(name)
+        if language:
+            fields.language_tag(language)
+    except ValueError as exc:
+        raise NewsletterError(f"please check your entry: {exc}") from None
+    row = conn.execute(
+        sa.select(subscribers.c.status).where(subscribers.c.id == subscriber_id)
+    ).first()
+    if row is None:
+        return False
+    values: dict[str, Any] = {"name": name, "language": language or None, "updated_at": utcnow()}
+    if resubscribe and row.status == "unsubscribed":
+        values["status"] = "active"
+    conn.execute(sa.update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
+    have = dict(
+        conn.execute(
+            sa.select(subscriptions.c.list_id, subscriptions.c.status).where(
+                subscriptions.c.subscriber_id == subscriber_id
+            )
+        ).all()
+    )
+    for lid, list_name in conn.execute(sa.select(lists.c.id, lists.c.name)).all():
+        wanted = list_name in wanted_lists
+        if wanted and have.get(lid) != "confirmed":
+            set_membership(conn, subscriber_id, lid, "confirmed")
+        elif not wanted and have.get(lid) in ("confirmed", "unconfirmed"):
+            set_membership(conn, subscriber_id, lid, "unsubscribed")
+    return True
+
+
+def request_subscription(
+    conn: Connection, address: str, *, name: str, list_name: str, default_list: str
+) -> tuple[int, str] | None:
+    """A signup: the subscriber (new, or known) waits on the list, unconfirmed, until they
+    confirm. Returns (subscriber id, list) to send the confirmation to, or None when they
+    are already a confirmed member (nothing to send, and nothing to tell the form)."""
+    list_id = conn.execute(sa.select(lists.c.id).where(lists.c.name == list_name)).scalar()
+    if list_id is None:
+        list_name = default_list
+        list_id = list_ids(conn, [default_list], create=default_list)[default_list]
+    row = conn.execute(
+        sa.select(subscribers.c.id, subscribers.c.status).where(
+            subscribers.c.email_key == address_key(address)
+        )
+    ).first()
+    membership = None
+    if row is None:
+        sid = insert_subscriber(
+            conn, address, name=name, source="signup form, not yet confirmed", consent_at=None
+        )
+    else:
+        sid = row.id
+        membership = conn.execute(
+            sa.select(subscriptions.c.status).where(
+                subscriptions.c.subscriber_id == sid, subscriptions.c.list_id == list_id
+            )
+        ).scalar()
+        if row.status == "active" and membership == "confirmed":
+            return None
+    if membership is None:
+        set_membership(conn, sid, list_id, "unconfirmed")
+    return sid, list_name
+
+
+def confirm_subscription(conn: Connection, subscriber_id: int, list_name: str) -> bool:
+    """The confirmation link was followed: active, a confirmed member, consent recorded.
+    They asked to come back themselves, so an old erasure no longer applies."""
+    now = utcnow()
+    row = conn.execute(
+        sa.select(subscribers.c.email).where(subscribers.c.id == subscriber_id)
+    ).first()
+    list_id = conn.execute(sa.select(lists.c.id).where(lists.c.name == list_name)).scalar()
+    if row is None or list_id is None:
+        return False
+    conn.execute(
+        sa.update(subscribers)
+        .where(subscribers.c.id == subscriber_id)
+        .values(
+            status="active",
+            consent_source="signup form, confirmed by email",
+            consent_at=now,
+            updated_at=now,
+        )
+    )
+    set_membership(conn, subscriber_id, list_id, "confirmed")
+    conn.execute(
+        sa.delete(suppressions).where(suppressions.c.email_hash == suppression_hash(row.email))
+    )
+    return True
 
 
 def remove_subscriber(engine: Engine, email: str) -> str:

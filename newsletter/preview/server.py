@@ -202,12 +202,11 @@ def create_app(preview: Preview, *, port: int) -> Starlette:
         return JSONResponse({"ok": True, "state": preview.state()})
 
     def subscribers(request: Request) -> Response:
-        from newsletter.audience import database
-        from newsletter.audience.subscribers import find_subscribers
+        from newsletter.services.subscribers import find
 
         people: list[dict[str, str]] = []
         try:
-            for s in find_subscribers(database(preview.settings), status="active", batch_size=100):
+            for s in find(preview.settings, status="active"):
                 people.append({"email": s.email, "name": s.name})
                 if len(people) >= 100:
                     break
@@ -218,7 +217,7 @@ def create_app(preview: Preview, *, port: int) -> Starlette:
     async def test_send(request: Request) -> Response:
         if (refused := forbidden(request)) is not None:
             return refused
-        from newsletter.sending.runner import send_test
+        from newsletter.services.campaigns import send_test
 
         try:
             summary = await asyncio.to_thread(send_test, preview.path, preview.settings)

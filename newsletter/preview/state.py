@@ -11,17 +11,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter.build import sample_recipient, view_online_url
-from newsletter.checks import check_issue
 from newsletter.errors import NewsletterError
-from newsletter.issue import load_issue
-from newsletter.render import (
-    GMAIL_CLIP_BYTES,
-    SIZE_WARNING_BYTES,
-    Recipient,
-    RenderedIssue,
-    render_issue,
-)
+from newsletter.render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, PersonalValues, RenderedIssue
+from newsletter.services import issues
 from newsletter.settings import Settings
 
 _DARK = re.compile(r"@media\s*\(prefers-color-scheme:\s*dark\)")
@@ -42,7 +34,7 @@ class Preview:
     settings: Settings
     recipient_email: str | None = None
     rendered: RenderedIssue | None = None
-    recipient: Recipient | None = None
+    recipient: PersonalValues | None = None
     error: list[str] | None = None
     version: int = 0
     build_ms: float = 0.0
@@ -56,35 +48,20 @@ class Preview:
         start = time.perf_counter()
         with self.lock:
             try:
-                issue_file = load_issue(self.path)
-                rendered = render_issue(issue_file, self.settings)
-                recipient = self.lookup(self.recipient_email, rendered)
+                result = issues.preview(self.path, self.settings, self.recipient_email)
             except NewsletterError as exc:
                 self.error = (
                     exc.lines() if exc.location else [f"Error: {line}" for line in exc.lines()]
                 )
             else:
-                self.rendered, self.recipient, self.error = rendered, recipient, None
-                self.warnings = [
-                    str(f) for f in check_issue(issue_file, rendered, self.settings).findings
-                ]
+                self.rendered, self.recipient, self.error = result.rendered, result.values, None
+                self.warnings = result.warnings
             self.version += 1
             self.build_ms = (time.perf_counter() - start) * 1000
 
-    def lookup(self, email: str | None, rendered: RenderedIssue) -> Recipient:
-        """The recipient to fill the placeholders with: a subscriber, or sample data."""
-        if not email:
-            return sample_recipient(self.settings, rendered.slug)
-        from newsletter.audience import database
-        from newsletter.audience.subscribers import get_subscriber
-
-        subscriber = get_subscriber(database(self.settings), email)
-        return Recipient(
-            email=subscriber.email,
-            name=subscriber.name,
-            unsubscribe_url=self.settings.public_url("unsubscribe", "preview"),
-            view_online_url=view_online_url(self.settings, rendered.slug),
-        )
+    def lookup(self, email: str | None, rendered: RenderedIssue) -> PersonalValues:
+        """The values to fill the placeholders with: a subscriber's, or sample data."""
+        return issues.preview_values(self.settings, rendered.slug, email)
 
     def select(self, email: str | None) -> None:
         """Preview as another subscriber (None: sample data); unknown addresses raise."""

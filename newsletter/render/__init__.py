@@ -22,15 +22,15 @@ from newsletter import markdown
 from newsletter.errors import Location, RenderError, TemplateError
 from newsletter.issue import Issue, IssueFile
 from newsletter.render import engine
-from newsletter.render.personalize import FIELDS, Recipient, Spliced, Tokens, values_for
+from newsletter.render.personalize import FIELDS, PersonalValues, Placeholders, Spliced, values_for
 from newsletter.settings import Settings
 
 __all__ = [
     "FIELDS",
     "GMAIL_CLIP_BYTES",
     "SIZE_WARNING_BYTES",
+    "PersonalValues",
     "Personalized",
-    "Recipient",
     "RenderedIssue",
     "render_issue",
     "render_mjml",
@@ -75,7 +75,7 @@ class RenderedIssue:
         """The html or text document split at its placeholders, for encoders that splice."""
         return self._html if kind == "html" else self._text
 
-    def personalize(self, recipient: Recipient) -> Personalized:
+    def personalize(self, recipient: PersonalValues) -> Personalized:
         return Personalized(
             html=self._html.fill(values_for(recipient, self.name_fallback, for_html=True)),
             text=self._text.fill(values_for(recipient, self.name_fallback, for_html=False)),
@@ -110,7 +110,7 @@ def _theme(templates_dir: Path, template: str) -> dict[str, Any]:
 class _Job:
     issue: Issue
     templates_dir: Path
-    tokens: Tokens
+    placeholders: Placeholders
     context: dict[str, Any]
 
     def path(self, kind: str) -> tuple[str, str]:
@@ -127,7 +127,7 @@ def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
             f"template '{issue.template}' not found in {templates_dir}/",
             Location(issue_file.path),
         )
-    tokens = Tokens(issue.model_dump_json())
+    placeholders = Placeholders(issue.model_dump_json())
     sections = [
         {
             "title": section.title,
@@ -151,11 +151,11 @@ def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
         "theme": _theme(templates_dir, issue.template),
         "masthead": settings.from_name,
         "site": urlsplit(settings.base_url).netloc,
-        "recipient": tokens.recipient(),
-        "links": tokens.links(),
+        "recipient": placeholders.recipient(),
+        "links": placeholders.links(),
         "sections": sections,
     }
-    return _Job(issue, templates_dir, tokens, context)
+    return _Job(issue, templates_dir, placeholders, context)
 
 
 def _mjml_source(job: _Job) -> str:
@@ -198,8 +198,8 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
     )
     text = "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n"
 
-    html_parts = Spliced.split(html, job.tokens)
-    text_parts = Spliced.split(text, job.tokens)
+    html_parts = Spliced.split(html, job.placeholders)
+    text_parts = Spliced.split(text, job.placeholders)
     for parts, where in ((html_parts, mjml_path), (text_parts, text_path)):
         if "unsubscribe_url" not in parts.fields():
             raise RenderError(

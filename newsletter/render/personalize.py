@@ -2,8 +2,9 @@
 
 The rendered issue is split once at its tokens. Filling a recipient's values is then a
 join of literal pieces and escaped values: no second template pass runs over editor text
-or subscriber data, so `{{ 7*7 }}` in either stays literal. Tokens are letters and digits
-only, so neither MJML nor premailer's href rewriting can alter them.
+or subscriber data, so `{{ 7*7 }}` in either stays literal. Placeholders are letters and
+digits only, so neither MJML nor premailer's href rewriting can alter them. (The signed
+tokens in links are another thing: newsletter/tokens.py.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _URL_FIELDS = frozenset({"unsubscribe_url", "view_online_url", "preferences_url"
 
 
 @dataclass(frozen=True)
-class Recipient:
+class PersonalValues:
     """The values one recipient's copy is filled with."""
 
     email: str
@@ -33,7 +34,7 @@ class Recipient:
     preferences_url: str = ""
 
 
-class Tokens:
+class Placeholders:
     """Placeholder tokens for one render; the nonce keeps them out of reach of content."""
 
     def __init__(self, seed: str) -> None:
@@ -61,7 +62,7 @@ class Spliced:
     parts: tuple[str | int, ...]
 
     @classmethod
-    def split(cls, document: str, tokens: Tokens) -> Spliced:
+    def split(cls, document: str, tokens: Placeholders) -> Spliced:
         pieces = tokens.pattern.split(document)
         parts: list[str | int] = []
         for i, piece in enumerate(pieces):
@@ -75,7 +76,7 @@ class Spliced:
         return "".join(values[p] if isinstance(p, int) else p for p in self.parts)
 
 
-def values_for(recipient: Recipient, fallback_name: str, *, for_html: bool) -> tuple[str, ...]:
+def values_for(recipient: PersonalValues, fallback_name: str, *, for_html: bool) -> tuple[str, ...]:
     """The recipient's values in FIELDS order, escaped for HTML or cleaned for text."""
     if not recipient.preferences_url:
         recipient = dataclasses.replace(recipient, preferences_url=recipient.unsubscribe_url)

@@ -18,18 +18,14 @@ from collections import Counter
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from newsletter.audience.db import (
-    DELIVERY_STATES,
-    campaigns,
-    deliveries,
-    subscribers,
-    utcnow,
-)
+from newsletter.audience.db import subscribers
 from newsletter.audience.segments import NamedSegment, condition, recipients
 from newsletter.errors import NewsletterError
+from newsletter.sending.tables import DELIVERY_STATES, campaigns, deliveries
 from newsletter.sending.transport import Outcome
+from newsletter.store import utcnow
 
 
 @dataclass(frozen=True)
@@ -334,3 +330,57 @@ def problems(engine: Engine, campaign_id: int, limit: int = 50) -> list[Problem]
             .limit(limit)
         ).all()
     return [Problem(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Received:
+    """One campaign a subscriber was in, for the data they can download."""
+
+    campaign_id: int
+    issue: str
+    status: str
+    at: dt.datetime
+
+
+def received_by(conn: Connection, subscriber_id: int) -> list[Received]:
+    rows = conn.execute(
+        sa.select(campaigns.c.id, campaigns.c.issue, deliveries.c.status, deliveries.c.updated_at)
+        .join(campaigns, campaigns.c.id == deliveries.c.campaign_id)
+        .where(deliveries.c.subscriber_id == subscriber_id)
+        .order_by(campaigns.c.id)
+    ).all()
+    return [Received(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class SentIssue:
+    """An issue in the archive: sent live to at least one subscriber."""
+
+    slug: str
+    subject: str
+    path: str
+    first_sent: dt.datetime
+
+
+def sent_issues(conn: Connection) -> list[SentIssue]:
+    """Issues with a live delivery sent (test sends are not in the ledger), newest first;
+    for an issue sent in several campaigns, the latest campaign's file and subject."""
+    query = (
+        sa.select(
+            campaigns.c.issue,
+            campaigns.c.subject,
+            campaigns.c.issue_path,
+            sa.func.min(campaigns.c.created_at).label("first"),
+        )
+        .where(
+            sa.exists().where(
+                deliveries.c.campaign_id == campaigns.c.id, deliveries.c.status == "sent"
+            )
+        )
+        .group_by(campaigns.c.issue, campaigns.c.subject, campaigns.c.issue_path)
+    )
+    latest: dict[str, SentIssue] = {}
+    for issue, subject, path, first in conn.execute(query).all():
+        if issue not in latest or first > latest[issue].first_sent:
+            latest[issue] = SentIssue(issue, subject, path, first)
+    return sorted(latest.values(), key=lambda i: i.first_sent, reverse=True)

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from newsletter.errors import NewsletterError
 from newsletter.fields import ascii_address, header_safe
-from newsletter.render import Personalized, Recipient, RenderedIssue
+from newsletter.render import Personalized, PersonalValues, RenderedIssue
 from newsletter.render.personalize import values_for
+from newsletter.render.versions import sample_values
 from newsletter.settings import Settings
 
 ALLOWED_HEADERS = frozenset(
@@ -231,7 +232,7 @@ class MessageTemplate:
         ).encode("ascii")
         block = self.fixed + headers + self.content_type
         check_header_block(block)
-        recipient = Recipient(
+        recipient = PersonalValues(
             email=to.email,
             name=to.name,
             unsubscribe_url=to.unsubscribe_url,
@@ -317,4 +318,54 @@ def campaign_template(
         campaign=campaign,
         view_online_url=settings.public_url("archive", rendered.slug) + "/",
         dkim=dkim,
+    )
+
+
+def sample_message(rendered: RenderedIssue, settings: Settings) -> bytes:
+    """The message a sample subscriber would get, built exactly as a campaign builds it;
+    the date is the issue's, so the file is the same on every build."""
+    values = sample_values(settings, rendered.slug)
+    token = "sample-token"
+    template = campaign_template(rendered, settings, f"sample-{rendered.slug}", rendered.subject)
+    return template.build(
+        Addressee(
+            subscriber_id=0,
+            email=values.email,
+            name=values.name,
+            message_id=f"<{rendered.slug}.sample.{rendered.content_hash[:12]}@"
+            f"{settings.sender_domain()}>",
+            unsubscribe_url=values.unsubscribe_url,
+            unsubscribe_mailto=unsubscribe_mailto(settings, token),
+            preferences_url=values.preferences_url,
+        ),
+        date=format_datetime(
+            dt.datetime.combine(rendered.issue_date, dt.time(9, 0), tzinfo=dt.UTC)
+        ),
+    )
+
+
+def confirmation_message(
+    settings: Settings, to_address: str, link: str, *, message_id: str, date: dt.datetime
+) -> bytes:
+    """The double opt-in email: the link that confirms a signup, and nothing else."""
+    import html
+
+    site = settings.from_name
+    text = (
+        f"Someone, we hope you, asked to receive {site} at this address.\n\n"
+        f"To confirm, open this link and press Confirm:\n{link}\n\n"
+        "If it was not you, ignore this message: nothing will be sent.\n"
+    )
+    body = (
+        f"<!doctype html><p>Someone, we hope you, asked to receive {html.escape(site)} at "
+        f'this address.</p><p><a href="{html.escape(link)}">Confirm your subscription</a></p>'
+        "<p>If it was not you, ignore this message: nothing will be sent.</p>"
+    )
+    return build_message(
+        sender=address(settings.from_address, settings.from_name),
+        to=address(to_address),
+        subject=f"Confirm your subscription to {site}",
+        body=Personalized(html=body, text=text),
+        message_id=message_id,
+        date=date,
     )

@@ -1,4 +1,4 @@
-"""Running a send: the test send and the live campaign share this path.
+"""Running a send: the test send and the live campaign share the pool.
 
 The main thread claims rows in batches (committed as `sending` before any DATA), hands
 them to a pool of sending threads, one SMTP connection each, and writes their outcomes
@@ -14,16 +14,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from sqlalchemy.engine import Engine
 
 from newsletter import tokens
-from newsletter.audience import audience_of, database
-from newsletter.audience.addresses import ascii_address, normalize_address
-from newsletter.audience.db import utcnow
-from newsletter.audience.segments import NamedSegment, count
+from newsletter.audience.addresses import ascii_address
+from newsletter.audience.segments import NamedSegment
 from newsletter.errors import NewsletterError
-from newsletter.issue import load_issue
-from newsletter.render import RenderedIssue, render_issue
+from newsletter.render import RenderedIssue
 from newsletter.sending import ledger
 from newsletter.sending.message import (
     Addressee,
@@ -32,8 +30,9 @@ from newsletter.sending.message import (
     unsubscribe_mailto,
 )
 from newsletter.sending.ratelimit import RateLimiter
-from newsletter.sending.transport import Outcome, Transport, make_transport
+from newsletter.sending.transport import Outcome, SendAborted, Transport
 from newsletter.settings import Settings
+from newsletter.store import utcnow
 
 
 def batch_size(settings: Settings) -> int:
@@ -81,13 +80,13 @@ class Plan:
     transport: str
 
 
-def _transport_name(settings: Settings) -> str:
+def transport_name(settings: Settings) -> str:
     if settings.smtp_host:
         return f"SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security})"
     return f"the outbox folder {settings.outbox_dir}/ (no NEWSLETTER_SMTP_HOST set)"
 
 
-class _Pool:
+class Pool:
     """Sending threads around one transport, paced by one rate limiter."""
 
     def __init__(self, transport: Transport, settings: Settings) -> None:
@@ -107,7 +106,17 @@ class _Pool:
             wire = ascii_address(recipient)
             if wire is None:
                 return Outcome("failed", None, "the address needs SMTPUTF8, which is not supported")
-            return self.transport.send(self.sender, wire, build(), key=key)
+            try:
+                message = build()
+            except (ValueError, NewsletterError) as exc:
+                # One recipient's data that no message can carry is that row's failure.
+                return Outcome("failed", None, f"this message could not be built: {exc}")
+            try:
+                return self.transport.send(self.sender, wire, message, key=key)
+            except SendAborted:
+                raise
+            except Exception as exc:  # one recipient's problem is never the run's
+                return Outcome("failed", None, f"could not be sent: {type(exc).__name__}: {exc}")
 
         return self.executor.submit(job)
 
@@ -116,115 +125,16 @@ class _Pool:
         self.transport.close()
 
 
-def send_test(path: Path | str, settings: Settings, to: list[str] | None = None) -> Summary:
-    """Send the issue to the test recipients, through the same building and transport
-    as a live send, with [TEST] before the subject. Nothing goes into the ledger."""
-    issue_file = load_issue(path)
-    rendered = render_issue(issue_file, settings)
-    recipients = to or settings.test_recipient_list()
-    if not recipients:
-        raise NewsletterError(
-            "no test recipients: set NEWSLETTER_TEST_RECIPIENTS or pass --to ADDRESS"
-        )
-    addresses = []
-    for raw in recipients:
-        try:
-            addresses.append(normalize_address(raw))
-        except ValueError as exc:
-            raise NewsletterError(f"'{raw}' is not a valid email address: {exc}") from None
-    key = tokens.signing_key(settings)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-    template = campaign_template(
-        rendered, settings, f"test-{rendered.slug}", f"[TEST] {rendered.subject}"
-    )
-    transport = make_transport(settings, f"test-{rendered.slug}")
-    transport.open()
-    pool = _Pool(transport, settings)
-    summary = Summary()
-    try:
-        futures = []
-        for n, email in enumerate(addresses, 1):
-            token = tokens.sign(key, 0, "test")
-            to_ = Addressee(
-                subscriber_id=0,
-                email=email,
-                name="",
-                message_id=f"<test.{rendered.content_hash[:12]}.{stamp}.{n}@{settings.sender_domain()}>",
-                unsubscribe_url=settings.public_url("unsubscribe", token),
-                unsubscribe_mailto=unsubscribe_mailto(settings, token),
-            )
-            futures.append(
-                (email, pool.submit(lambda t=to_: template.build(t), email, f"{stamp}-{n}"))
-            )
-        for email, future in futures:
-            outcome = future.result() or Outcome("deferred", None, "not sent")
-            summary.outcomes.append((email, outcome))
-            setattr(summary, outcome.kind, getattr(summary, outcome.kind) + 1)
-    finally:
-        pool.close()
-    return summary
-
-
-def plan_live(path: Path | str, settings: Settings, *, new_campaign: bool = False) -> Plan:
-    """Validate, render and resolve everything a live send needs; change nothing."""
-    from newsletter.checks import ChecksFailed, check_issue
-
-    issue_file = load_issue(path)
-    rendered = render_issue(issue_file, settings)
-    tokens.signing_key(settings)
-    report = check_issue(issue_file, rendered, settings)
-    if report.errors:
-        raise ChecksFailed(report, issue_file.path)
-    engine = database(settings)
-    named = audience_of(issue_file, settings)
-    existing = ledger.latest_campaign(engine, rendered.slug, named.name)
-    if existing is not None and not new_campaign and existing.content_hash != rendered.content_hash:
-        raise NewsletterError(
-            f"{issue_file.path} changed since campaign {existing.id} started (content hash "
-            f"{existing.content_hash[:12]}, now {rendered.content_hash[:12]}); sending it would "
-            "mix two versions. Pass --new-campaign to start a new campaign"
-        )
-    if existing is not None and not new_campaign:
-        remaining = ledger.counts(engine, existing.id)
-        return Plan(
-            issue_file.path,
-            rendered,
-            named,
-            existing.recipients,
-            existing,
-            remaining,
-            _transport_name(settings),
-        )
-    return Plan(
-        issue_file.path,
-        rendered,
-        named,
-        count(engine, named),
-        None,
-        None,
-        _transport_name(settings),
-    )
-
-
-def connect(plan: Plan, settings: Settings) -> Transport:
-    """The transport, checked: authentication and TLS problems stop a send here, before
-    any ledger row changes."""
-    transport = make_transport(settings, plan.rendered.slug)
-    transport.open()
-    return transport
-
-
 def run_live(
     plan: Plan,
     settings: Settings,
+    engine: Engine,
+    transport: Transport,
     *,
-    transport: Transport | None = None,
     progress: Callable[[Summary], None] | None = None,
 ) -> tuple[ledger.Campaign, Summary]:
     """Create or resume the campaign and send until nothing is due."""
-    engine = database(settings)
     key = tokens.signing_key(settings)
-    transport = transport or connect(plan, settings)
     campaign = plan.campaign or ledger.create_campaign(
         engine,
         issue=plan.rendered.slug,
@@ -238,7 +148,7 @@ def run_live(
     label = f"campaign-{campaign.id}"
     template = campaign_template(plan.rendered, settings, label, plan.rendered.subject)
     ident = hashlib.sha256(f"{campaign.id}:{campaign.content_hash}".encode()).hexdigest()[:10]
-    pool = _Pool(transport, settings)
+    pool = Pool(transport, settings)
     in_a_row = 0
     restore = _stop_on_ctrl_c(pool, summary)
     try:
@@ -298,7 +208,7 @@ def run_live(
     return campaign, summary
 
 
-def _stop_on_ctrl_c(pool: _Pool, summary: Summary) -> Callable[[], None]:
+def _stop_on_ctrl_c(pool: Pool, summary: Summary) -> Callable[[], None]:
     """The first Ctrl-C asks the run to stop after the messages on the wire; a second one
     interrupts at once. Only the main thread can own signals; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
@@ -323,7 +233,7 @@ def _builder(
     claim_: ledger.Claim,
 ) -> Callable[[], bytes]:
     def build() -> bytes:
-        token = tokens.sign(key, claim_.subscriber_id, f"c{campaign_id}")
+        token = tokens.sign(key, claim_.subscriber_id, tokens.campaign_scope(campaign_id))
         return template.build(
             Addressee(
                 subscriber_id=claim_.subscriber_id,
@@ -334,24 +244,9 @@ def _builder(
                 unsubscribe_url=settings.public_url("unsubscribe", token),
                 unsubscribe_mailto=unsubscribe_mailto(settings, token),
                 preferences_url=settings.public_url(
-                    "preferences", tokens.sign(key, claim_.subscriber_id, "prefs")
+                    "preferences", tokens.sign(key, claim_.subscriber_id, tokens.PREFERENCES)
                 ),
             )
         )
 
     return build
-
-
-def retry(
-    campaign_id: int, settings: Settings, progress: Callable[[Summary], None] | None = None
-) -> tuple[ledger.Campaign, Summary]:
-    """Make the campaign's deferred rows due now and send them."""
-    engine = database(settings)
-    campaign = ledger.get_campaign(engine, campaign_id)
-    plan = plan_live(campaign.issue_path, settings)
-    if plan.campaign is None or plan.campaign.id != campaign.id:
-        raise NewsletterError(
-            f"campaign {campaign_id} is not the latest campaign of {campaign.issue_path}"
-        )
-    ledger.retry_now(engine, campaign_id)
-    return run_live(plan, settings, progress=progress)

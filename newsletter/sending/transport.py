@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import smtplib
 import socket
 import ssl
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Literal, Protocol
 from pydantic import SecretStr
 
 from newsletter.errors import NewsletterError
+from newsletter.files import write_atomically
 from newsletter.settings import Settings
 
 Kind = Literal["sent", "deferred", "failed"]
@@ -85,10 +84,11 @@ class OutboxTransport:
 
     def send(self, sender: str, recipient: str, message: bytes, *, key: str) -> Outcome:
         target = self.folder / f"{key}.eml"
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(message)
-        os.replace(tmp, target)
+        try:
+            write_atomically(target, message)
+        except OSError as exc:
+            # A full disk or a lost folder is this message's failure to deliver, for now.
+            return Outcome("deferred", None, f"cannot write {target}: {exc.strerror or exc}")
         return Outcome("sent", 250, f"written to {target}")
 
     def close(self) -> None:

@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from newsletter.audience.db import SCHEMA_VERSION, make_engine, schema_version, upgrade
 from newsletter.cli import app
+from newsletter.store import SCHEMA_VERSION, make_engine, schema_version, upgrade
 from tests.conftest import ROOT
 
 runner = CliRunner()

@@ -214,7 +214,7 @@ def test_export_imports_back_to_the_same_data(
     path = _write(tmp_path, first, "exported.csv")
 
     other = sa.create_engine(f"sqlite:///{tmp_path / 'other.db'}")
-    from newsletter.audience.db import upgrade
+    from newsletter.store import upgrade
 
     upgrade(other)
     import_csv(other, path, list_name="bulletin", default_list="bulletin")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from newsletter.audience import audience_of
 from newsletter.audience.csvio import import_csv
-from newsletter.audience.db import lists, subscribers, subscriptions, tags, upgrade, utcnow
+from newsletter.audience.db import lists, subscribers, subscriptions, tags
 from newsletter.audience.segments import (
     AttributeFilter,
     NamedSegment,
@@ -29,6 +29,7 @@ from newsletter.cli import app
 from newsletter.errors import InputError, NewsletterError
 from newsletter.issue import parse_issue
 from newsletter.settings import Settings
+from newsletter.store import upgrade, utcnow
 from tests.conftest import MINIMAL_ISSUE, ROOT
 
 SAMPLE_CSV = ROOT / "sample-subscribers.csv"

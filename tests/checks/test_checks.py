@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from newsletter.checks import RULES, check_issue, check_links, check_spam, user_agent
+from newsletter.checks import RULES, check_issue
+from newsletter.checks.links import check_links, user_agent
+from newsletter.checks.spam import check_spam
 from newsletter.cli import app
 from newsletter.issue import parse_issue
 from newsletter.render import render_issue
@@ -259,7 +261,7 @@ INFORMATIONAL = {"HTML_MESSAGE", "NO_RECEIVED", "NO_RELAYS", "ALL_TRUSTED", "MIM
 
 @pytest.mark.skipif(shutil.which("spamassassin") is None, reason="spamassassin is not installed")
 def test_the_sample_is_clean_for_spamassassin() -> None:
-    from newsletter.build import sample_message
+    from newsletter.sending.message import sample_message
 
     settings = Settings(templates_dir=ROOT / "templates", _env_file=None)  # type: ignore[call-arg]
     from newsletter.issue import load_issue
@@ -333,7 +335,8 @@ def test_check_json_gives_every_schema_error_its_own_place(tmp_path: Path) -> No
     places = [(f["line"], f["column"]) for f in data["findings"]]
     assert len(places) == len(set(places)) == len(text) == 2
     for finding, line in zip(data["findings"], text, strict=True):
-        assert line == f"{path}:{finding['line']}:{finding['column']}: {finding['message']}"
+        where = f"{path}:{finding['line']}:{finding['column']}"
+        assert line == f"{where}: error schema: {finding['message']}"
 
 
 def test_a_live_send_refuses_an_issue_with_check_errors(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import sample_recipient
 from newsletter.render import RenderedIssue
+from newsletter.render.versions import sample_values as sample_recipient
 from newsletter.settings import Settings
 
 BOXES = """() => {

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from newsletter.build import sample_recipient
 from newsletter.errors import RenderError, TemplateError
 from newsletter.issue import IssueFile, parse_issue
-from newsletter.render import Recipient, RenderedIssue, render_issue
+from newsletter.render import PersonalValues, RenderedIssue, render_issue
+from newsletter.render.versions import sample_values as sample_recipient
 from newsletter.settings import Settings
 from tests.conftest import MINIMAL_ISSUE, ROOT, SAMPLE
 
@@ -184,7 +184,7 @@ def test_content_hash_follows_the_content(settings: Settings) -> None:
     assert first.content_hash != second.content_hash
 
 
-RECIPIENT = Recipient(
+RECIPIENT = PersonalValues(
     email="ana@example.org",
     name="<script>x</script> {{ 7*7 }}",
     unsubscribe_url="https://n.example.org/u/abc?x=1&y=2",
@@ -219,7 +219,7 @@ def test_a_name_that_looks_like_a_placeholder_stays_a_name(settings: Settings) -
     token = re.search(r"NLX[0-9a-f]{12}02", rendered.html)
     assert token, "the unsubscribe placeholder is in the rendered HTML"
     copy = rendered.personalize(
-        Recipient(
+        PersonalValues(
             email="a@example.org",
             name=token.group(0),
             unsubscribe_url="https://n.example.org/u/1",
@@ -234,7 +234,7 @@ def test_missing_name_uses_the_fallback(settings: Settings) -> None:
         parse_issue(MINIMAL_ISSUE + "name_fallback: friend\n", "a.yaml"), settings
     )
     copy = rendered.personalize(
-        Recipient(
+        PersonalValues(
             email="a@example.org",
             unsubscribe_url="https://x.org/u",
             view_online_url="https://x.org/v",
@@ -248,7 +248,7 @@ def test_personalize_refuses_a_url_that_is_not_one(settings: Settings) -> None:
     rendered = render_issue(parse_issue(MINIMAL_ISSUE, "a.yaml"), settings)
     with pytest.raises(ValueError, match="unsubscribe_url must be an absolute"):
         rendered.personalize(
-            Recipient(
+            PersonalValues(
                 email="a@x.org",
                 unsubscribe_url="javascript:alert(1)",
                 view_online_url="https://x.org/v",

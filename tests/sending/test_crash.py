@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from newsletter.audience.db import deliveries, subscribers
+from newsletter.audience.db import subscribers
+from newsletter.sending.tables import deliveries
 from tests.conftest import ROOT, SAMPLE
 from tests.sending.smtp_server import FaultHandler, Server
 

@@ -8,9 +8,8 @@ import email.policy
 
 import pytest
 
-from newsletter.build import sample_message
 from newsletter.errors import NewsletterError
-from newsletter.render import Personalized, Recipient, RenderedIssue
+from newsletter.render import Personalized, PersonalValues, RenderedIssue
 from newsletter.sending.message import (
     Addressee,
     DkimSigner,
@@ -18,6 +17,7 @@ from newsletter.sending.message import (
     address,
     build_message,
     check_headers,
+    sample_message,
 )
 from newsletter.settings import Settings
 
@@ -116,7 +116,7 @@ def test_spliced_bytes_parse_exactly_like_the_slow_way(sample_rendered: Rendered
         _template(sample_rendered).build(to, date=date), policy=email.policy.SMTP
     )
     body = sample_rendered.personalize(
-        Recipient(
+        PersonalValues(
             email=to.email, name=to.name, unsubscribe_url=to.unsubscribe_url, view_online_url=VIEW
         )
     )

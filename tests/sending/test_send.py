@@ -11,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from newsletter.audience.db import campaigns, deliveries, subscribers
+from newsletter.audience.db import subscribers
 from newsletter.audience.subscribers import get_subscriber, unsubscribe
 from newsletter.cli import app
+from newsletter.sending.tables import campaigns, deliveries
 from tests.conftest import ROOT, SAMPLE
 from tests.sending.smtp_server import (
     FaultHandler,

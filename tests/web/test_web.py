@@ -26,7 +26,7 @@ from tests.conftest import ROOT, SAMPLE
 from tests.sending.smtp_server import free_port
 
 BASE = "https://newsletter.example.org"
-KEY = "web-test-secret"
+KEY = "web-test-secret-key-0123456789"
 runner = CliRunner()
 
 
@@ -140,7 +140,7 @@ def test_forged_and_tampered_tokens_get_400_and_change_nothing(site, route: str)
 def test_key_rotation_keeps_old_links_working(site, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     _, engine, _ = site
     old = token_for(engine, "ana.perez@example.com", key=KEY)
-    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "the-new-key")
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "the-new-key-0123456789abcdef")
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY_PREVIOUS", KEY)
     client = TestClient(create_web_app(load_settings()), base_url=BASE)
     assert (
@@ -219,7 +219,7 @@ def test_user_supplied_values_are_escaped(site) -> None:  # type: ignore[no-unty
 def test_security_headers(site) -> None:  # type: ignore[no-untyped-def]
     client, engine, _ = site
     response = client.get(f"/unsubscribe/{token_for(engine, 'ana.perez@example.com')}")
-    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["referrer-policy"] == "same-origin"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["cache-control"] == "no-store"
     assert "frame-ancestors *" in client.get("/signup").headers["content-security-policy"]

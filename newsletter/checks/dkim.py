@@ -1,0 +1,61 @@
+"""DKIM: the configured key signs, the signature verifies, and h= covers what it must."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from newsletter.checks import Finding, Subject
+from newsletter.settings import Settings
+
+
+def check(s: Subject) -> None:
+    if not any(f.rule == "dkim.signature" for f in s.findings):
+        s.findings.extend(check_dkim(s.message, s.settings))
+
+
+DKIM_REQUIRED = (
+    "from",
+    "subject",
+    "date",
+    "message-id",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+)
+
+
+def check_dkim(message: bytes, settings: Settings) -> list[Finding]:
+    """Sign the built message with the configured key, verify it, and check h=."""
+    if not (settings.dkim_domain and settings.dkim_selector and settings.dkim_key_file):
+        return []
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+
+    from newsletter.sending.message import DkimSigner
+
+    key_path = Path(settings.dkim_key_file)
+    where = {"file": str(key_path)}
+    try:
+        key = key_path.read_bytes()
+        public = serialization.load_pem_private_key(key, password=None).public_key()
+    except (OSError, ValueError) as exc:
+        return [Finding("dkim.signature", "error", f"cannot use the DKIM key: {exc}", **where)]
+    der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    import base64
+
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+    signed = DkimSigner(settings.dkim_domain, settings.dkim_selector, key).sign(message)
+    findings = []
+    if not dkim.verify(signed, dnsfunc=lambda *_args, **_kw: record):
+        findings.append(
+            Finding("dkim.signature", "error", "the signed message does not verify", **where)
+        )
+    header = signed.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
+    match = re.search(r"\bh=([^;]+)", header.replace("\r\n", "").replace(" ", "").replace("\t", ""))
+    covered = {h.strip().lower() for h in (match.group(1).split(":") if match else [])}
+    for name in DKIM_REQUIRED:
+        if name not in covered:
+            findings.append(Finding("dkim.headers", "error", f"h= does not cover {name}", **where))
+    return findings

@@ -1,0 +1,84 @@
+"""Links: complete, secure, no placeholder left, distinct texts; and (--links) alive."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from urllib.parse import urlsplit
+
+from newsletter.audience.addresses import normalize_address
+from newsletter.checks import Finding, Places, Subject
+from newsletter.issue import IssueFile
+from newsletter.settings import Settings
+
+
+def check(s: Subject) -> None:
+    texts: dict[str, set[str]] = defaultdict(set)
+    for href, text in s.parsed.links:
+        where = s.places.of_url(href)
+        if "NLX" in href or "{{" in href or "%7B%7B" in href.upper() or "}}" in href:
+            s.add("link.placeholder", f"the link '{href}' still holds a placeholder", where)
+        elif href.startswith("mailto:"):
+            target = href.removeprefix("mailto:").split("?", 1)[0]
+            try:
+                normalize_address(target)
+            except ValueError as exc:
+                s.add("link.mailto", f"'{href}' is not a valid address: {exc}", where)
+        elif not href.strip() or not urlsplit(href).scheme or not urlsplit(href).netloc:
+            s.add(
+                "link.empty",
+                f"the link '{href}' is empty or relative; write the full https:// address",
+                where,
+            )
+        elif urlsplit(href).scheme != "https":
+            s.add("link.insecure", f"the link {href} is not https", where)
+        if text:
+            texts[text.lower()].add(href)
+    for text, hrefs in sorted(texts.items()):
+        if len(hrefs) > 1:
+            s.add(
+                "link.duplicate-text",
+                f"the link text '{text}' points to {len(hrefs)} different URLs; "
+                "make each one say where it goes",
+            )
+
+
+def check_links(
+    issue_file: IssueFile, *, timeout: float = 5.0, workers: int = 8, user_agent: str
+) -> list[Finding]:
+    """Fetch every link written in the issue, concurrently, once each, no retries."""
+    import concurrent.futures
+    import urllib.error
+    import urllib.request
+
+    places = Places(issue_file)
+    urls = [u for u in places.urls if urlsplit(u).scheme in ("http", "https")]
+
+    def probe(url: str) -> str | None:
+        for method in ("HEAD", "GET"):
+            request = urllib.request.Request(url, method=method, headers={"User-Agent": user_agent})
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    return None if response.status < 400 else f"answered {response.status}"
+            except urllib.error.HTTPError as exc:
+                if method == "HEAD" and exc.code in (405, 501):
+                    continue  # some servers refuse HEAD; ask once with GET
+                return f"answered {exc.code} {exc.reason}"
+            except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                return f"did not answer ({reason})"
+        return None
+
+    findings = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for url, problem in zip(urls, pool.map(probe, urls), strict=True):
+            if problem:
+                findings.append(
+                    Finding("link.broken", "error", f"{url} {problem}", **places.of_url(url))
+                )
+    return findings
+
+
+def user_agent(settings: Settings) -> str:
+    from newsletter import __version__
+
+    return f"newsletter-link-check/{__version__} (+{settings.base_url})"

@@ -1,0 +1,37 @@
+"""The copies of an issue that go to no subscriber: the public web version and the
+sample a preview or a build shows."""
+
+from __future__ import annotations
+
+from newsletter.render import Personalized, PersonalValues, RenderedIssue
+from newsletter.settings import Settings
+
+SAMPLE_NAME = "Alex Reader"
+SAMPLE_EMAIL = "alex.reader@example.org"
+
+
+def view_online_url(settings: Settings, slug: str) -> str:
+    return settings.public_url("archive", slug) + "/"
+
+
+def sample_values(settings: Settings, slug: str) -> PersonalValues:
+    """Made-up recipient data for previews and the sample message."""
+    return PersonalValues(
+        email=SAMPLE_EMAIL,
+        name=SAMPLE_NAME,
+        unsubscribe_url=settings.public_url("unsubscribe", "sample-token"),
+        view_online_url=view_online_url(settings, slug),
+        preferences_url=settings.public_url("preferences", "sample-token"),
+    )
+
+
+def public_version(rendered: RenderedIssue, settings: Settings) -> Personalized:
+    """What "view in browser" shows everyone: generic values, no personal data."""
+    return rendered.personalize(
+        PersonalValues(
+            email="",
+            unsubscribe_url=settings.public_url("unsubscribe"),
+            view_online_url=view_online_url(settings, rendered.slug),
+            preferences_url=settings.public_url("preferences"),
+        )
+    )

@@ -1,0 +1,52 @@
+"""The sending package's tables: campaigns and their per-recipient ledger."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from newsletter.store import metadata
+
+# The send ledger (schema version 2). A campaign is one issue, at one content hash, to one
+# segment; a delivery is one row per (campaign, subscriber). Deliveries hold no address:
+# erasing a subscriber leaves only the id.
+DELIVERY_STATES = ("pending", "sending", "sent", "deferred", "failed", "skipped")
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("issue", sa.String(64), nullable=False),
+    sa.Column("issue_path", sa.String(500), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("segment", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("recipients", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("campaigns_by_issue", "issue", "segment"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column(
+        "campaign_id",
+        sa.Integer,
+        sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("subscriber_id", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # How often the row was found still in `sending` (a crash, a kill) and sent again.
+    sa.Column("resent", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("code", sa.Integer, nullable=True),
+    sa.Column("reply", sa.String(500), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint(
+        "status IN ('pending', 'sending', 'sent', 'deferred', 'failed', 'skipped')",
+        name="delivery_status",
+    ),
+    sa.Index("deliveries_by_state", "campaign_id", "status", "subscriber_id"),
+)

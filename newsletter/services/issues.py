@@ -1,0 +1,128 @@
+"""Use cases on issue files: validate, start, build, check and preview."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from newsletter.errors import NewsletterError
+from newsletter.files import write_atomically
+from newsletter.issue import IssueFile, load_issue, new_issue
+from newsletter.render import PersonalValues, RenderedIssue, render_issue
+from newsletter.settings import Settings
+
+if TYPE_CHECKING:
+    from newsletter.checks import Report
+
+
+def validate(path: Path | str) -> IssueFile:
+    """The issue, loaded and checked against the schema; InputError lists every problem."""
+    return load_issue(path)
+
+
+def new(slug: str, settings: Settings) -> tuple[Path, Path]:
+    """Start issues/SLUG.yaml from the newest issue: (created, copied from)."""
+    return new_issue(slug, Path(settings.issues_dir))
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    folder: Path
+    html: Path
+    text: Path
+    message: Path
+    rendered: RenderedIssue
+
+
+def build(path: Path | str, settings: Settings, out_dir: Path | None = None) -> BuildResult:
+    """Render an issue and write DIR/<slug>/index.html, index.txt and message.eml."""
+    from newsletter.render.versions import public_version
+    from newsletter.sending.message import sample_message
+
+    rendered = render_issue(load_issue(path), settings)
+    folder = Path(out_dir if out_dir is not None else settings.build_dir) / rendered.slug
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NewsletterError(f"cannot create the folder {folder}: {exc.strerror}") from None
+    public = public_version(rendered, settings)
+    result = BuildResult(
+        folder=folder,
+        html=folder / "index.html",
+        text=folder / "index.txt",
+        message=folder / "message.eml",
+        rendered=rendered,
+    )
+    message = sample_message(rendered, settings)
+    try:
+        write_atomically(result.html, public.html.encode("utf-8"))
+        write_atomically(result.text, public.text.encode("utf-8"))
+        write_atomically(result.message, message)
+    except OSError as exc:
+        raise NewsletterError(f"cannot write into {folder}: {exc.strerror}") from None
+    return result
+
+
+def check(
+    path: Path | str, settings: Settings, *, links: bool = False, spam: bool = False
+) -> Report:
+    """Every check of an issue. An issue that does not load gives `schema` findings, each
+    at its own place, instead of an exception."""
+    from newsletter.checks import Report, check_issue, schema_findings
+    from newsletter.checks.links import check_links, user_agent
+    from newsletter.checks.spam import check_spam
+    from newsletter.sending.message import sample_message
+
+    try:
+        issue_file = load_issue(path)
+        rendered = render_issue(issue_file, settings)
+    except NewsletterError as error:
+        return Report(schema_findings(error, str(path)))
+    report = check_issue(issue_file, rendered, settings)
+    if links:
+        report.findings.extend(check_links(issue_file, user_agent=user_agent(settings)))
+    if spam:
+        message = sample_message(rendered, settings.model_copy(update={"dkim_key_file": None}))
+        result, findings = check_spam(message)
+        report.spam = result if result is not None else {"installed": False}
+        report.findings.extend(findings)
+    return report
+
+
+@dataclass
+class PreviewRender:
+    """One rebuild of the preview: the render, the values it is shown with, the findings."""
+
+    rendered: RenderedIssue
+    values: PersonalValues
+    warnings: list[str] = field(default_factory=list)
+
+
+def preview(path: Path | str, settings: Settings, as_email: str | None = None) -> PreviewRender:
+    """Load, render and check the issue, read afresh from disk, with a subscriber's values
+    (as_email) or sample ones."""
+    from newsletter.checks import check_issue
+
+    issue_file = load_issue(path)
+    rendered = render_issue(issue_file, settings)
+    values = preview_values(settings, rendered.slug, as_email)
+    warnings = [str(f) for f in check_issue(issue_file, rendered, settings).findings]
+    return PreviewRender(rendered, values, warnings)
+
+
+def preview_values(settings: Settings, slug: str, as_email: str | None) -> PersonalValues:
+    """The values a preview fills the placeholders with: a subscriber's, or sample data."""
+    from newsletter.render.versions import sample_values, view_online_url
+
+    if not as_email:
+        return sample_values(settings, slug)
+    from newsletter.services.subscribers import show
+
+    subscriber = show(settings, as_email)
+    return PersonalValues(
+        email=subscriber.email,
+        name=subscriber.name,
+        unsubscribe_url=settings.public_url("unsubscribe", "preview"),
+        view_online_url=view_online_url(settings, slug),
+    )

@@ -1,0 +1,128 @@
+"""Preferences: a subscriber's lists, name and language, coming back after an unsubscribe,
+and the download of everything held about them. Only a preferences link opens them."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from newsletter import tokens
+from newsletter.errors import NewsletterError
+from newsletter.services import subscribers
+from newsletter.web.common import Site, Visitor
+
+KINDS = frozenset({tokens.PREFERENCES})
+
+
+def routes(site: Site) -> list[tuple[str, object, list[str]]]:
+    def context(visitor: Visitor, found: subscribers.Preferences, saved: bool) -> dict[str, Any]:
+        s = found.subscriber
+        return {
+            "who": s.email,
+            "name": s.name,
+            "language": s.language or "",
+            "status": s.status,
+            "lists": found.lists,
+            "action": site.url("preferences", visitor.token),
+            "csrf": site.form_secret("prefs", visitor.token),
+            "data_link": site.url("preferences", visitor.token, "data"),
+            "saved": saved,
+        }
+
+    def nothing() -> Response:
+        return site.message("Nothing stored", "We hold nothing about this address.")
+
+    def page(request: Request) -> Response:
+        visitor = site.visitor(request, KINDS)
+        if isinstance(visitor, Response):
+            return visitor
+        with site.engine.connect() as conn:
+            found = subscribers.preferences(conn, visitor.subscriber_id)
+        if found is None:
+            return nothing()
+        return site.page("preferences.html", **context(visitor, found, saved=False))
+
+    async def post(request: Request) -> Response:
+        visitor = site.visitor(request, KINDS)
+        if isinstance(visitor, Response):
+            return visitor
+        form = await request.form()
+        csrf = str(form.get("csrf", ""))
+        if not hmac.compare_digest(csrf, site.form_secret("prefs", visitor.token)):
+            return site.refuse(
+                request,
+                "the form secret is missing or wrong",
+                site.message("Nothing changed", "This form has expired; open the link again.", 403),
+            )
+        return await run_in_threadpool(
+            save,
+            request,
+            visitor,
+            str(form.get("name", "")),
+            str(form.get("language", "")),
+            {str(v) for v in form.getlist("list")},
+            form.get("resubscribe") == "yes",
+        )
+
+    def save(
+        request: Request,
+        visitor: Visitor,
+        name: str,
+        language: str,
+        wanted: set[str],
+        resubscribe: bool,
+    ) -> Response:
+        try:
+            with site.engine.begin() as conn:
+                found = subscribers.update_preferences(
+                    conn,
+                    visitor.subscriber_id,
+                    name=name,
+                    language=language,
+                    wanted_lists=wanted,
+                    resubscribe=resubscribe,
+                )
+                if found is None:
+                    return nothing()
+                return site.page("preferences.html", **context(visitor, found, saved=True))
+        except NewsletterError as exc:
+            return site.refuse(
+                request,
+                "invalid preferences",
+                site.message(
+                    "Nothing changed", f"{exc.message[:1].upper()}{exc.message[1:]}.", 400
+                ),
+            )
+
+    def data(request: Request) -> Response:
+        visitor = site.visitor(request, KINDS)
+        if isinstance(visitor, Response):
+            return visitor
+        with site.engine.connect() as conn:
+            record = subscribers.export_data(conn, visitor.subscriber_id)
+        if record is None:
+            return nothing()
+        return Response(
+            json.dumps(record, ensure_ascii=False, indent=2),
+            media_type="application/json",
+            headers={"Content-Disposition": 'attachment; filename="my-newsletter-data.json"'},
+        )
+
+    def generic(request: Request) -> Response:
+        return site.message(
+            "Your preferences",
+            "Use the Preferences link at the bottom of any of "
+            "our emails: it knows who you are, so you need not tell us.",
+        )
+
+    return [
+        ("/preferences", generic, ["GET"]),
+        ("/preferences/{token}", page, ["GET"]),
+        ("/preferences/{token}", post, ["POST"]),
+        ("/preferences/{token}/data", data, ["GET"]),
+    ]

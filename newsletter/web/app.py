@@ -10,8 +10,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import jinja2
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from newsletter import tokens
@@ -75,8 +78,21 @@ def create_web_app(settings: Settings) -> Starlette:
         for path, endpoint, methods in group.routes(site)
     ]
     hosts = {urlsplit(settings.base_url).hostname or "localhost", "localhost", "127.0.0.1"}
+
+    def busy(request: Request, exc: Exception) -> Response:
+        # A database locked past its busy timeout, or gone: the transaction was rolled back,
+        # so nothing changed; the subscriber can simply try again.
+        return site.refuse(
+            request,
+            f"the database is unavailable ({type(exc).__name__})",
+            site.message(
+                "Please try again", "We could not save that just now; nothing changed.", 503
+            ),
+        )
+
     return Starlette(
         routes=routes,
+        exception_handlers={OperationalError: busy},
         middleware=[
             Middleware(AccessLog),
             Middleware(HostCheck, hosts=hosts),

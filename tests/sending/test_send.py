@@ -248,6 +248,40 @@ def test_header_injection_through_a_name_goes_nowhere(
     assert [r.rcpt for r in handler.received if "everyone" in r.rcpt] == []
 
 
+@pytest.mark.parametrize(
+    "address", ["x=?y@example.com", "a\r\nBcc: everyone@example.net", "p\x7f\x00@example.com"]
+)
+@pytest.mark.parametrize("where", ["smtp", "outbox"])
+def test_an_address_no_message_can_carry_fails_that_delivery_only(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch, address: str, where: str
+) -> None:
+    with audience.begin() as conn:  # bypass every check where addresses enter
+        conn.execute(
+            sa.update(subscribers)
+            .where(subscribers.c.email_key == "p3@example.com")
+            .values(email=address, email_key=address.lower())
+        )
+    handler = FaultHandler()
+    with Server(handler) as server:
+        if where == "smtp":
+            use(monkeypatch, server.port)
+        code, out, err = live()
+        assert code == 0, (out, err)
+        assert out.splitlines()[-1] == "Campaign 1: 4 sent, 0 deferred, 1 failed, 0 skipped"
+        state = ledger(audience)
+        assert state.pop(address) == "failed"
+        assert set(state.values()) == {"sent"}
+        with audience.connect() as conn:
+            reply = conn.execute(
+                sa.select(deliveries.c.reply).where(deliveries.c.status == "failed")
+            ).scalar_one()
+        assert reply.startswith("this message could not be built: ")
+        # A second run has nothing left to do, and sends nobody twice.
+        handler.received.clear()
+        assert live()[1].splitlines()[-1] == "Campaign 1: 0 sent, 0 deferred, 0 failed, 0 skipped"
+        assert handler.received == []
+
+
 def test_someone_who_unsubscribes_during_the_send_is_skipped(
     audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,160 @@
+"""Every public form, in Debian's chromium, against a real `newsletter serve` process:
+signup, the confirmation email's link and its button, the unsubscribe button, and the
+preferences form (save, and subscribe again). After each, the database agrees."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from newsletter import tokens
+from newsletter.audience.csvio import import_csv
+from newsletter.audience.subscribers import create_list, get_subscriber
+from tests.conftest import ROOT
+from tests.sending.smtp_server import free_port
+from tests.web.conftest import KEY
+
+ANA = "ana.perez@example.com"
+
+
+class Served:
+    def __init__(self, url: str, outbox: Path, process: subprocess.Popen[bytes]) -> None:
+        self.url, self.outbox, self.process = url, outbox, process
+
+
+@pytest.fixture
+def served(engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    import_csv(
+        engine, ROOT / "sample-subscribers.csv", list_name="bulletin", default_list="bulletin"
+    )
+    create_list(engine, "events", "Event invitations")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    outbox = tmp_path / "outbox"
+    env = {
+        **os.environ,
+        "NEWSLETTER_SECRET_KEY": KEY,
+        "NEWSLETTER_BASE_URL": url,
+        "NEWSLETTER_OUTBOX_DIR": str(outbox),
+        "NEWSLETTER_SEGMENTS_FILE": str(ROOT / "segments.yaml"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/signup", timeout=2) as response:
+                assert response.status == 200
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                _, err = process.communicate(timeout=5)
+                pytest.fail(f"newsletter serve did not start: {err.decode()[-2000:]}")
+            time.sleep(0.1)
+    yield Served(url, outbox, process)
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def page(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def _confirmation_link(outbox: Path) -> str:
+    deadline = time.monotonic() + 10
+    while not list((outbox / "confirmations").glob("*.eml")):
+        assert time.monotonic() < deadline, "no confirmation email in the outbox"
+        time.sleep(0.05)
+    (path,) = (outbox / "confirmations").glob("*.eml")
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    return re.search(r"http://127\.0\.0\.1:\d+/confirm/\S+", text).group(0)  # type: ignore[union-attr]
+
+
+def test_signup_then_confirm_in_a_browser(served: Served, page, engine: sa.Engine) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{served.url}/signup")
+    page.fill("#email", "new.reader@example.org")
+    page.fill("#name", "New Reader")
+    page.select_option("#list", "bulletin")
+    page.click("button[type=submit]")
+    assert page.locator("h1").inner_text() == "Check your inbox"
+    new = get_subscriber(engine, "new.reader@example.org")
+    assert new.lists == {"bulletin": "unconfirmed"}
+
+    page.goto(_confirmation_link(served.outbox))
+    assert page.locator("h1").inner_text() == "Confirm your subscription"
+    assert get_subscriber(engine, "new.reader@example.org").lists == {"bulletin": "unconfirmed"}
+    page.click("button[type=submit]")
+    assert page.locator("h1").inner_text() == "You are subscribed"
+    confirmed = get_subscriber(engine, "new.reader@example.org")
+    assert confirmed.status == "active"
+    assert confirmed.lists == {"bulletin": "confirmed"}
+    assert confirmed.name == "New Reader"
+    assert confirmed.consent_source == "signup form, confirmed by email"
+
+
+def test_a_signup_with_a_bad_address_shows_the_form_again(served: Served, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{served.url}/signup")
+    page.fill("#email", "x=?y@example.org")
+    page.click("button[type=submit]")
+    assert "encoded header" in page.locator("[role=alert]").inner_text()
+    assert page.input_value("#email") == "x=?y@example.org"
+
+
+def test_the_unsubscribe_button(served: Served, page, engine: sa.Engine) -> None:  # type: ignore[no-untyped-def]
+    sid = get_subscriber(engine, ANA).id
+    page.goto(f"{served.url}/unsubscribe/{tokens.sign(KEY, sid, tokens.campaign_scope(1))}")
+    assert page.locator("h1").inner_text() == "Unsubscribe a***@example.com?"
+    assert get_subscriber(engine, ANA).status == "active"  # the page alone changes nothing
+    page.click("button[type=submit]")
+    assert page.locator("h1").inner_text() == "You are unsubscribed"
+    ana = get_subscriber(engine, ANA)
+    assert ana.status == "unsubscribed"
+    assert ana.lists == {"bulletin": "unsubscribed"}
+
+
+def test_preferences_save_and_subscribe_again(served: Served, page, engine: sa.Engine) -> None:  # type: ignore[no-untyped-def]
+    sid = get_subscriber(engine, ANA).id
+    link = f"{served.url}/preferences/{tokens.sign(KEY, sid, tokens.PREFERENCES)}"
+    page.goto(link)
+    page.fill("#name", "Ana P.")
+    page.fill("#language", "es")
+    page.check("input[name=list][value=events]")
+    page.click("button[type=submit]")
+    assert page.locator("strong", has_text="Saved.").is_visible()
+    ana = get_subscriber(engine, ANA)
+    assert (ana.name, ana.language) == ("Ana P.", "es")
+    assert ana.lists == {"bulletin": "confirmed", "events": "confirmed"}
+
+    # Unsubscribed from everything, then back through the same page.
+    page.goto(f"{served.url}/unsubscribe/{tokens.sign(KEY, sid, tokens.campaign_scope(1))}")
+    page.click("button[type=submit]")
+    assert get_subscriber(engine, ANA).status == "unsubscribed"
+    page.goto(link)
+    page.check("input[name=resubscribe]")
+    page.check("input[name=list][value=bulletin]")
+    page.click("button[type=submit]")
+    assert page.locator("strong", has_text="Saved.").is_visible()
+    ana = get_subscriber(engine, ANA)
+    assert ana.status == "active"
+    assert ana.lists["bulletin"] == "confirmed"

@@ -546,8 +546,10 @@ def send(
             "insecure development key",
             err=True,
         )
-    r = plan.remaining
-    remaining = plan.recipients if r is None else r["pending"] + r["sending"] + r["deferred"]
+    due = plan.remaining
+    remaining = (
+        plan.recipients if due is None else due["pending"] + due["sending"] + due["deferred"]
+    )
     transport = campaigns.connect(plan, settings)
     if remaining == 0:
         campaign, summary = campaigns.send(plan, settings, transport=transport)

@@ -25,7 +25,7 @@ def _parser() -> MarkdownIt:
 
 def to_html(source: str) -> str:
     """Markdown to an HTML fragment, with editor text escaped."""
-    return _parser().render(source).strip()
+    return str(_parser().render(source)).strip()
 
 
 def links(source: str) -> list[str]:

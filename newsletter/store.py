@@ -60,7 +60,7 @@ def in_batches(
     while rows are added or removed meanwhile."""
     last = 0
     while True:
-        rows = conn.execute(query.where(key > last).order_by(key).limit(batch_size)).all()
+        rows = list(conn.execute(query.where(key > last).order_by(key).limit(batch_size)).all())
         if not rows:
             return
         yield rows

@@ -166,12 +166,12 @@ def _build(node: yaml.Node, path: Path_, doc: YamlDocument, budget: list[int]) -
                 )
             if key in out:
                 raise NewsletterError(f"{format_path((*path, key))}: key appears twice", key_at)
-            doc.keys[(*path, key)] = (key_at.line, key_at.column)
+            doc.keys[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = _build(value_node, (*path, key), doc, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), doc, budget) for i, item in enumerate(node.value)]
-    if node.style is None and node.value in _NULLS:
+    if isinstance(node, yaml.ScalarNode) and node.style is None and node.value in _NULLS:
         return None
     return node.value
 

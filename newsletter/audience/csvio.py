@@ -248,12 +248,15 @@ def import_csv(
     report = ImportReport(file=str(path), list_name=list_name)
     default_subscription = "confirmed" if confirmed else "unconfirmed"
     records = _records(path)
-    parse = _Parser(_header(next(records), str(path)))  # type: ignore[arg-type]
+    header = next(records)
+    assert isinstance(header, list)
+    parse = _Parser(_header(header, str(path)))
     with engine.begin() as conn:
         list_id = list_ids(conn, [list_name], create=default_list)[list_name]
         batch: list[_Row] = []
         for item in records:
-            line, record = item  # type: ignore[misc]
+            assert isinstance(item, tuple)
+            line, record = item
             try:
                 row = parse(line, record)
             except ValueError as exc:
@@ -360,15 +363,15 @@ def _apply(
                 for k, v in new
             ],
         )
-        ids = dict(
+        new_ids = dict(
             conn.execute(
                 sa.select(subscribers.c.email_key, subscribers.c.id).where(
                     subscribers.c.email_key.in_([k for k, _ in new])
                 )
             ).all()
         )
-        for key, v in new:
-            v["id"] = ids[key]
+        for key, state in new:
+            state["id"] = new_ids[key]
     changed = [
         v
         for key, v in final.items()

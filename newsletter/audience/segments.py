@@ -198,4 +198,4 @@ def recipients(
     with engine.connect() as conn:
         query = sa.select(*columns).where(condition(conn, named))
         for rows in in_batches(conn, query, subscribers.c.id, batch_size):
-            yield [RecipientRow(*row) for row in rows]
+            yield [RecipientRow(row.id, row.email, row.name, row.language) for row in rows]

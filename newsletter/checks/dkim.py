@@ -34,12 +34,12 @@ def check_dkim(message: bytes, settings: Settings) -> list[Finding]:
     from newsletter.sending.message import DkimSigner
 
     key_path = Path(settings.dkim_key_file)
-    where = {"file": str(key_path)}
+    where = str(key_path)
     try:
         key = key_path.read_bytes()
         public = serialization.load_pem_private_key(key, password=None).public_key()
     except (OSError, ValueError) as exc:
-        return [Finding("dkim.signature", "error", f"cannot use the DKIM key: {exc}", **where)]
+        return [Finding("dkim.signature", "error", f"cannot use the DKIM key: {exc}", where)]
     der = public.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -50,12 +50,12 @@ def check_dkim(message: bytes, settings: Settings) -> list[Finding]:
     findings = []
     if not dkim.verify(signed, dnsfunc=lambda *_args, **_kw: record):
         findings.append(
-            Finding("dkim.signature", "error", "the signed message does not verify", **where)
+            Finding("dkim.signature", "error", "the signed message does not verify", where)
         )
     header = signed.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
     match = re.search(r"\bh=([^;]+)", header.replace("\r\n", "").replace(" ", "").replace("\t", ""))
     covered = {h.strip().lower() for h in (match.group(1).split(":") if match else [])}
     for name in DKIM_REQUIRED:
         if name not in covered:
-            findings.append(Finding("dkim.headers", "error", f"h= does not cover {name}", **where))
+            findings.append(Finding("dkim.headers", "error", f"h= does not cover {name}", where))
     return findings

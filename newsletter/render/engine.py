@@ -139,7 +139,7 @@ def inline_css(html: str) -> str:
         # MJML floats no images; the option re-parses styles with validation on regardless.
         align_floating_images=False,
     )
-    out = inliner.transform()
+    out = str(inliner.transform())
     # premailer drops MJML's lowercase doctype, which sends clients into quirks mode.
     if not out.lstrip().lower().startswith("<!doctype"):
         out = "<!doctype html>\n" + out

@@ -16,6 +16,7 @@ import datetime as dt
 import random
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -238,10 +239,15 @@ def record(
     """Write outcomes, and return how many rows went to each state. None means the
     message was never started: back to pending."""
     now = utcnow()
-    rows = []
+    rows: list[dict[str, Any]] = []
     bounced = []
     for claim_, outcome in results:
-        row = {"b_id": claim_.subscriber_id, "b_code": None, "b_reply": None, "b_next": None}
+        row: dict[str, Any] = {
+            "b_id": claim_.subscriber_id,
+            "b_code": None,
+            "b_reply": None,
+            "b_next": None,
+        }
         if outcome is None:
             row |= {"b_status": "pending", "b_attempts": claim_.attempts - 1}
         elif outcome.kind == "deferred" and claim_.attempts >= max_attempts:

@@ -287,7 +287,7 @@ class DkimSigner:
         signature = dkim.sign(
             message, self.selector, self.domain, self.key, include_headers=list(self.HEADERS)
         )
-        return signature + message
+        return bytes(signature) + message
 
 
 def unsubscribe_mailto(settings: Settings, token: str) -> str:

@@ -221,7 +221,11 @@ def _stop_on_ctrl_c(pool: Pool, summary: Summary) -> Callable[[], None]:
         signal.signal(signal.SIGINT, previous)
 
     signal.signal(signal.SIGINT, stop)
-    return lambda: signal.signal(signal.SIGINT, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous)
+
+    return restore
 
 
 def _builder(

@@ -4,6 +4,7 @@ retry deferred messages, list and show campaigns."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,7 @@ def send_test(path: Path | str, settings: Settings, to: list[str] | None = None)
                 unsubscribe_mailto=unsubscribe_mailto(settings, token),
             )
             futures.append(
-                (email, pool.submit(lambda t=to_: template.build(t), email, f"{stamp}-{n}"))
+                (email, pool.submit(functools.partial(template.build, to_), email, f"{stamp}-{n}"))
             )
         for email, future in futures:
             outcome = future.result() or Outcome("deferred", None, "not sent")

@@ -73,7 +73,7 @@ def create_web_app(settings: Settings) -> Starlette:
         signups=RateLimit(SIGNUPS_PER_WINDOW, SIGNUP_WINDOW),
     )
     routes = [
-        Route(path, endpoint, methods=methods)  # type: ignore[arg-type]
+        Route(path, endpoint, methods=methods)
         for group in (unsubscribe, preferences, signup, archive)
         for path, endpoint, methods in group.routes(site)
     ]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -779,22 +777,3 @@ def check(
         typer.echo(f"{file}: {report.errors} errors, {report.warnings} warnings")
     if report.failed(strict):
         raise typer.Exit(1)
-
-
-def main() -> None:
-    """The console script. Once a command has finished and its output is flushed, the
-    process ends without the interpreter's teardown of every loaded module, which took
-    about 100 ms of each run (measured with bench/render.py). Nothing is left to clean up
-    by then: files are written and closed, transactions committed, threads joined."""
-    try:
-        app()
-    except SystemExit as done:
-        code = done.code
-    else:
-        code = 0
-    if isinstance(code, str):
-        sys.stderr.write(code + "\n")
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code or 0)

@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     @field_validator("test_recipients")
     @classmethod
     def _addresses(cls, value: str) -> str:
+        if not value.strip():
+            return value
         from newsletter.audience.addresses import normalize_address
 
         for raw in value.split(","):

@@ -177,7 +177,7 @@ def test_every_command_is_in_the_readme() -> None:
 
 
 def test_the_console_script_keeps_output_and_exit_codes(tmp_path: Path) -> None:
-    """main() ends the process itself after flushing; output and codes must survive."""
+    """The console script, as a process: output, files and exit codes."""
     import os
     import subprocess
     import sys
@@ -206,3 +206,23 @@ def test_the_console_script_keeps_output_and_exit_codes(tmp_path: Path) -> None:
         "nope.yaml: no such issue file\n",
     )
     assert newsletter("frobnicate").returncode == 2
+
+
+def test_the_console_script_ends_normally(tmp_path: Path) -> None:
+    """No os._exit: atexit handlers run (coverage relies on them), after the output."""
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('atexit ran'));"
+        "sys.argv = ['newsletter', 'validate', 'nope.yaml'];"
+        "from newsletter.console import main; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1,
+        "atexit ran\n",
+        "nope.yaml: no such issue file\n",
+    )

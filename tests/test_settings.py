@@ -106,8 +106,8 @@ def test_the_sender_address_must_be_a_plain_address(monkeypatch: pytest.MonkeyPa
         (
             "TEST_RECIPIENTS",
             "me@example.org, x=?y@example.org",
-            "NEWSLETTER_TEST_RECIPIENTS: 'x=?y@example.org' is not a valid email address: "
-            "the address must not contain '=?' (mail programs read it as an encoded header)",
+            "NEWSLETTER_TEST_RECIPIENTS: must not contain '=?' (mail programs read it as an "
+            "encoded header)",
         ),
         (
             "SECRET_KEY",

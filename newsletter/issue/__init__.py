@@ -40,9 +40,19 @@ class IssueFile:
 
 def parse_issue(text: str, file: str) -> IssueFile:
     """Validate issue YAML text; every problem carries file, line and column."""
+    slug = Path(file).stem
+    try:
+        fields.slug(slug)
+    except ValueError:
+        # The name goes into links, folder names and mail headers.
+        raise NewsletterError(
+            f"the file name '{slug}' cannot name an issue; use letters, digits, dashes and "
+            "underscores, such as 2021-06.yaml",
+            Location(file),
+        ) from None
     doc = yamlfile.parse_yaml(text, file, what="issue file")
     issue = yamlfile.validate(Issue, doc, what="an issue file")
-    return IssueFile(path=file, slug=Path(file).stem, issue=issue, doc=doc)
+    return IssueFile(path=file, slug=slug, issue=issue, doc=doc)
 
 
 def load_issue(path: Path | str) -> IssueFile:

@@ -110,3 +110,15 @@ def test_aliases_cannot_blow_up() -> None:
         )
     with pytest.raises(NewsletterError, match="too many values"):
         parse_issue(bomb, "bomb.yaml")
+
+
+@pytest.mark.parametrize("name", ["bad name.yaml", "x=?y.yaml", "a\u2028b.yaml", "-x.yaml"])
+def test_a_file_name_that_cannot_be_a_slug_is_refused(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text(MINIMAL_ISSUE, encoding="utf-8")
+    with pytest.raises(NewsletterError) as info:
+        load_issue(path)
+    assert info.value.lines() == [
+        f"{path}: the file name '{path.stem}' cannot name an issue; use letters, digits, "
+        "dashes and underscores, such as 2021-06.yaml"
+    ]

@@ -98,10 +98,12 @@ def test_signup_then_confirm_in_a_browser(served: Served, page, engine: sa.Engin
     page.select_option("#list", "bulletin")
     page.click("button[type=submit]")
     assert page.locator("h1").inner_text() == "Check your inbox"
+    # The request is stored and the email sent after the answer: wait for the email.
+    link = _confirmation_link(served.outbox)
     new = get_subscriber(engine, "new.reader@example.org")
     assert new.lists == {"bulletin": "unconfirmed"}
 
-    page.goto(_confirmation_link(served.outbox))
+    page.goto(link)
     assert page.locator("h1").inner_text() == "Confirm your subscription"
     assert get_subscriber(engine, "new.reader@example.org").lists == {"bulletin": "unconfirmed"}
     page.click("button[type=submit]")

@@ -23,6 +23,21 @@ def _parser() -> MarkdownIt:
     return md
 
 
+class _EveryLink(MarkdownIt):
+    """The same parser without markdown-it's link filter, which silently turns a
+    javascript: or data: link into plain text: validation must see every link written."""
+
+    def validateLink(self, url: str) -> bool:
+        return True
+
+
+@lru_cache(maxsize=1)
+def _every_link() -> MarkdownIt:
+    md = _EveryLink("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.disable(["image", "html_block", "html_inline"])
+    return md
+
+
 def to_html(source: str) -> str:
     """Markdown to an HTML fragment, with editor text escaped."""
     return str(_parser().render(source)).strip()
@@ -38,10 +53,22 @@ def links(source: str) -> list[str]:
 
 
 def check(source: str) -> None:
-    """Raise ValueError for what an email cannot carry: relative links."""
-    for href in links(source):
-        if href.startswith("mailto:"):
+    """Raise ValueError for what an email cannot carry: relative links, and any scheme but
+    https, http and mailto."""
+    written = [
+        str(token.attrs.get("href", ""))
+        for token in _inline_tokens(_every_link().parse(source))
+        if token.type == "link_open"
+    ]
+    for href in written:
+        if href.lower().startswith("mailto:"):
             continue
+        scheme = href.split(":", 1)[0].lower() if ":" in href else ""
+        if scheme and scheme.isalpha() and scheme not in ("http", "https"):
+            raise ValueError(
+                f"the link '{href}' uses {scheme}:, which an email may not carry; "
+                "links must be https://, http:// or mailto:"
+            )
         try:
             absolute_url(href)
         except ValueError:

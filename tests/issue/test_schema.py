@@ -122,3 +122,18 @@ def test_a_file_name_that_cannot_be_a_slug_is_refused(tmp_path: Path, name: str)
         f"{path}: the file name '{path.stem}' cannot name an issue; use letters, digits, "
         "dashes and underscores, such as 2021-06.yaml"
     ]
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["javascript:alert(1)", "JavaScript:alert(1)", "data:text/html,hi", "file:///x", "tel:1"],
+)
+def test_markdown_links_take_only_https_http_and_mailto(link: str) -> None:
+    text = MINIMAL_ISSUE.replace("intro: Hi.", f"intro: 'See [this]({link}).'")
+    with pytest.raises(NewsletterError) as info:
+        parse_issue(text, "x.yaml")
+    scheme = link.split(":")[0].lower()
+    assert info.value.lines() == [
+        f"x.yaml:4:8: intro: the link '{link}' uses {scheme}:, which an email may not carry; "
+        "links must be https://, http:// or mailto:"
+    ]

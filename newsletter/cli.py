@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import Location, NewsletterError
 
 # Locals stay hidden: the SMTP password is one of them once sending exists.
 app = typer.Typer(
@@ -144,6 +144,12 @@ ListOption = Annotated[
     str | None, typer.Option("--list", help="List name. [default: NEWSLETTER_DEFAULT_LIST]")
 ]
 TagOption = Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeat for more.")]
+
+
+def _local(moment: Any, settings: Any) -> str:
+    from zoneinfo import ZoneInfo
+
+    return f"{moment.astimezone(ZoneInfo(settings.timezone)):%Y-%m-%d %H:%M} {settings.timezone}"
 
 
 def _when(moment: Any) -> str:
@@ -495,8 +501,16 @@ def send(
     new_campaign: Annotated[
         bool, typer.Option("--new-campaign", help="Start a new campaign even if one exists.")
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help='With --live: schedule it, e.g. "2021-06-01 09:00" (NEWSLETTER_TIMEZONE); '
+            "newsletter worker sends it.",
+        ),
+    ] = None,
 ) -> None:
-    """Send a test copy (--test) or the live campaign (--live).
+    """Send a test copy (--test) or the live campaign (--live), now or --at a time.
 
     A live send shows what it will do and asks first. Interrupted, it resumes when run
     again: nobody gets it twice, except messages that were on the wire at the time.
@@ -517,6 +531,7 @@ def send(
         if summary.sent != len(summary.outcomes):
             raise typer.Exit(1)
         return
+    when = campaigns.parse_time(at, settings) if at is not None else None
     plan = campaigns.plan(file, settings, new_campaign=new_campaign)
     typer.echo(f"Issue:      {plan.issue_path}")
     typer.echo(f"Subject:    {plan.rendered.subject}")
@@ -535,9 +550,20 @@ def send(
         )
     else:
         typer.echo("Campaign:   new")
-    if not yes and not typer.confirm("Send it?", default=False):
+    if when is not None:
+        typer.echo(f"When:       {_local(when, settings)}")
+    if not yes and not typer.confirm(
+        "Schedule it?" if when is not None else "Send it?", default=False
+    ):
         typer.echo("Nothing was sent.")
         raise typer.Exit(1)
+    if when is not None:
+        scheduled = campaigns.schedule(plan, settings, when, new_campaign=new_campaign)
+        typer.echo(
+            f"Campaign {scheduled.id} is scheduled for {_local(when, settings)}; "
+            "`newsletter worker` sends it then."
+        )
+        return
     if settings.secret_key is None:
         typer.echo(
             "Warning: NEWSLETTER_SECRET_KEY is not set; the outbox copies are signed with an "
@@ -550,7 +576,9 @@ def send(
     )
     transport = campaigns.connect(plan, settings)
     if remaining == 0:
-        campaign, summary = campaigns.send(plan, settings, transport=transport)
+        campaign, summary = campaigns.send(
+            plan, settings, transport=transport, new_campaign=new_campaign
+        )
         for line in _summary_lines(campaign.id, summary):
             typer.echo(line)
         return
@@ -562,7 +590,9 @@ def send(
                 task, completed=summary.sent + summary.failed + summary.deferred + summary.skipped
             )
 
-        campaign, summary = campaigns.send(plan, settings, transport=transport, progress=advance)
+        campaign, summary = campaigns.send(
+            plan, settings, transport=transport, progress=advance, new_campaign=new_campaign
+        )
         advance(summary)
     for line in _summary_lines(campaign.id, summary):
         typer.echo(line)
@@ -648,6 +678,106 @@ def campaigns_retry(
         typer.echo(line)
     if summary.paused:
         raise typer.Exit(1)
+
+
+def _control(campaign_id: int, action: str) -> None:
+    from newsletter.services import campaigns
+
+    campaign = campaigns.control(_settings(), campaign_id, action)
+    typer.echo(f"Campaign {campaign.id} is {campaign.state}")
+
+
+@campaigns_app.command("pause")
+@reports_errors
+def campaigns_pause(
+    campaign_id: Annotated[int, typer.Argument(help="The campaign's id.", show_default=False)],
+) -> None:
+    """Pause a campaign: no sender sends anything more until it is resumed.
+
+    Example: newsletter campaigns pause 3
+    """
+    _control(campaign_id, "pause")
+
+
+@campaigns_app.command("resume")
+@reports_errors
+def campaigns_resume(
+    campaign_id: Annotated[int, typer.Argument(help="The campaign's id.", show_default=False)],
+) -> None:
+    """Resume a paused campaign; `newsletter worker` (or `send --live`) goes on with it.
+
+    Example: newsletter campaigns resume 3
+    """
+    _control(campaign_id, "resume")
+
+
+@campaigns_app.command("cancel")
+@reports_errors
+def campaigns_cancel(
+    campaign_id: Annotated[int, typer.Argument(help="The campaign's id.", show_default=False)],
+) -> None:
+    """Cancel a campaign for good: nothing more of it is sent.
+
+    Example: newsletter campaigns cancel 3
+    """
+    _control(campaign_id, "cancel")
+
+
+@campaigns_app.command("verify")
+@reports_errors
+def campaigns_verify(
+    campaign_id: Annotated[int, typer.Argument(help="The campaign's id.", show_default=False)],
+    email: Annotated[str, typer.Argument(help="The recipient's address.", show_default=False)],
+    message: Annotated[Path, typer.Argument(help="The message, saved as .eml.")],
+) -> None:
+    """Tell whether a saved message is the copy the campaign sent to that address.
+
+    Exits 0 when it is, 1 when it is not.
+
+    Example: newsletter campaigns verify 3 ana@example.com message.eml
+    """
+    from newsletter.services import campaigns
+
+    try:
+        raw = message.read_bytes()
+    except OSError as exc:
+        raise NewsletterError(f"cannot read it: {exc.strerror}", Location(str(message))) from None
+    verdict = campaigns.verify(_settings(), campaign_id, email, raw)
+    typer.echo(f"{message}: {verdict.explanation}")
+    if not verdict.matches:
+        raise typer.Exit(1)
+
+
+@app.command()
+@reports_errors
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Do what is due now, then stop.")] = False,
+) -> None:
+    """Run the sending worker: scheduled campaigns at their time, retries when they fall
+    due, and the rows of senders that died. SIGTERM or Ctrl-C: the messages on the wire
+    finish, then it exits. Run one per machine; they share the work.
+
+    Example: newsletter worker
+    """
+    import datetime as dt
+    import signal
+
+    from newsletter.sending.runner import Stop, stop_on_signals
+    from newsletter.services import campaigns
+
+    settings = _settings()
+    stop = Stop()
+    restore = stop_on_signals(stop, signal.SIGINT, signal.SIGTERM)
+
+    def report(line: str) -> None:
+        typer.echo(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} {line}", err=True)
+
+    report(f"worker started (checks every {settings.worker_poll:g} s)")
+    try:
+        campaigns.work(settings, stop, once=once, report=report)
+    finally:
+        restore()
+    report("worker stopped")
 
 
 @app.command()

@@ -66,6 +66,16 @@ def _one_line_secret(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def _timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{value}' is not a time zone such as UTC or America/Panama") from None
+    return value
+
+
 def _folder(value: Path) -> Path:
     """A folder the tool writes into or reads from: it may not exist yet, but it must not
     be a file."""
@@ -123,6 +133,9 @@ class Settings(BaseSettings):
     smtp_max_attempts: int = Field(default=5, ge=1, le=50)
     smtp_retry_delay: Seconds = Field(default=60.0, ge=0, le=7 * 24 * 3600)
     smtp_pause_after: int = Field(default=10, ge=1)
+    smtp_lease: Seconds = Field(default=60.0, ge=2, le=3600)
+    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+    worker_poll: Seconds = Field(default=10.0, gt=0, le=3600)
     test_recipients: str = ""
     unsubscribe_mailto: HeaderAddress | None = None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -43,10 +44,45 @@ def _create(*names: str) -> Callable[[Connection], None]:
     return step
 
 
+def _complete(*names: str) -> Callable[[Connection], None]:
+    """Add the columns and indexes a table's declaration has and the database lacks (a
+    table created by an earlier step has the declaration of its day)."""
+
+    def step(conn: Connection) -> None:
+        inspector = sa.inspect(conn)
+        for name in names:
+            table = metadata.tables[name]
+            have = {c["name"] for c in inspector.get_columns(name)}
+            for column in table.columns:
+                if column.name not in have:
+                    kind = column.type.compile(dialect=conn.dialect)
+                    default = (
+                        f" DEFAULT '{column.server_default.arg}'"  # type: ignore[attr-defined]
+                        if column.server_default is not None
+                        else ""
+                    )
+                    null = "" if column.nullable or default else " NOT NULL"
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {name} ADD COLUMN {column.name} {kind}{default}{null}"
+                    )
+            indexes = {i["name"] for i in inspector.get_indexes(name)}
+            for index in table.indexes:
+                if index.name not in indexes:
+                    if name == "campaigns" and index.name == "campaigns_once":
+                        # Campaigns made before generations: each its own.
+                        conn.exec_driver_sql(
+                            "UPDATE campaigns SET generation = id WHERE generation IS NULL"
+                        )
+                    index.create(conn)
+
+    return step
+
+
 # Version N is reached by running MIGRATIONS[N - 1]. Append; never edit a released step.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create("subscribers", "lists", "subscriptions", "tags", "suppressions"),
     _create("campaigns", "deliveries"),
+    _complete("campaigns", "deliveries"),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -76,6 +112,19 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that reads, then writes what it read, safely beside other writers:
+    SQLite's write lock from the start; on PostgreSQL, the caller's SELECT ... FOR UPDATE
+    SKIP LOCKED does the same row by row."""
+    with engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "sqlite":
+            # The write lock first, then the reads: two senders cannot both read the same
+            # due rows before either marks them (sqlite3 otherwise begins at the first write).
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
 
 
 def current_version(conn: Connection) -> int:

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from newsletter.checks import Finding, Subject
+from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
 
 
@@ -29,24 +30,19 @@ def check_dkim(message: bytes, settings: Settings) -> list[Finding]:
     if not (settings.dkim_domain and settings.dkim_selector and settings.dkim_key_file):
         return []
     import dkim
-    from cryptography.hazmat.primitives import serialization
 
-    from newsletter.sending.message import DkimSigner
+    from newsletter.sending.dkim import DkimSigner
 
     key_path = Path(settings.dkim_key_file)
     where = str(key_path)
     try:
-        key = key_path.read_bytes()
-        public = serialization.load_pem_private_key(key, password=None).public_key()
-    except (OSError, ValueError) as exc:
+        signer = DkimSigner(settings.dkim_domain, settings.dkim_selector, key_path.read_bytes())
+    except OSError as exc:
         return [Finding("dkim.signature", "error", f"cannot use the DKIM key: {exc}", where)]
-    der = public.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    import base64
-
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
-    signed = DkimSigner(settings.dkim_domain, settings.dkim_selector, key).sign(message)
+    except NewsletterError as exc:
+        return [Finding("dkim.signature", "error", exc.message, where)]
+    record = signer.public_record()
+    signed = signer.sign(message)
     findings = []
     if not dkim.verify(signed, dnsfunc=lambda *_args, **_kw: record):
         findings.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,51 @@ class RenderedIssue:
     content_hash: str
     _html: Spliced = field(repr=False)
     _text: Spliced = field(repr=False)
+    placeholder_nonce: str = ""
+
+    def freeze(self) -> str:
+        """Everything a campaign needs to send this render again, byte for byte, as JSON."""
+        return json.dumps(
+            {
+                "slug": self.slug,
+                "issue_date": self.issue_date.isoformat(),
+                "subject": self.subject,
+                "preheader": self.preheader,
+                "language": self.language,
+                "name_fallback": self.name_fallback,
+                "html": self.html,
+                "text": self.text,
+                "content_hash": self.content_hash,
+                "placeholder_nonce": self.placeholder_nonce,
+            },
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def thaw(cls, frozen: str) -> RenderedIssue:
+        """A render frozen by freeze(), checked against its own content hash."""
+        data = json.loads(frozen)
+        placeholders = Placeholders("", nonce=data["placeholder_nonce"])
+        thawed = cls(
+            slug=data["slug"],
+            issue_date=dt.date.fromisoformat(data["issue_date"]),
+            subject=data["subject"],
+            preheader=data["preheader"],
+            language=data["language"],
+            name_fallback=data["name_fallback"],
+            html=data["html"],
+            text=data["text"],
+            content_hash=data["content_hash"],
+            _html=Spliced.split(data["html"], placeholders),
+            _text=Spliced.split(data["text"], placeholders),
+            placeholder_nonce=data["placeholder_nonce"],
+        )
+        if _content_hash(thawed.subject, thawed.preheader, thawed.html, thawed.text) != (
+            thawed.content_hash
+        ):
+            raise RenderError("the campaign's frozen issue does not match its content hash")
+        return thawed
 
     @property
     def html_size(self) -> int:
@@ -206,10 +252,6 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
                 "the template has no unsubscribe link ({{ links.unsubscribe }})", Location(where)
             )
 
-    digest = hashlib.sha256()
-    for piece in (issue.subject, issue.preheader, html, text):
-        digest.update(piece.encode("utf-8"))
-        digest.update(b"\0")
     return RenderedIssue(
         slug=issue_file.slug,
         issue_date=issue.date,
@@ -219,7 +261,16 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
         name_fallback=issue.name_fallback,
         html=html,
         text=text,
-        content_hash=digest.hexdigest(),
+        content_hash=_content_hash(issue.subject, issue.preheader, html, text),
         _html=html_parts,
         _text=text_parts,
+        placeholder_nonce=job.placeholders.nonce,
     )
+
+
+def _content_hash(*pieces: str) -> str:
+    digest = hashlib.sha256()
+    for piece in pieces:
+        digest.update(piece.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()

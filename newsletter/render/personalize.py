@@ -37,8 +37,10 @@ class PersonalValues:
 class Placeholders:
     """Placeholder tokens for one render; the nonce keeps them out of reach of content."""
 
-    def __init__(self, seed: str) -> None:
-        self.nonce = hashlib.sha256(seed.encode("utf-8")).hexdigest()[:12]
+    def __init__(self, seed: str, *, nonce: str | None = None) -> None:
+        self.nonce = nonce or hashlib.sha256(seed.encode("utf-8")).hexdigest()[:12]
+        if not re.fullmatch(r"[0-9a-f]{12}", self.nonce):
+            raise ValueError("a placeholder nonce is 12 hexadecimal digits")
         self.pattern = re.compile(rf"NLX{self.nonce}(\d\d)")
 
     def token(self, field: str) -> Markup:

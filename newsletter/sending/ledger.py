@@ -2,12 +2,13 @@
 
     pending -> sending -> sent | deferred | failed      (and skipped, for people who left)
 
-A row is marked `sending`, and that is committed, before its DATA goes out; it becomes
-`sent` only after the server's 250. A rerun never sends a `sent` row again. A row found in
-`sending` when a run starts was in flight when the last run died: it goes back to
-`pending`, is counted as resent, and goes out with the same Message-ID. Claims use
-SELECT ... FOR UPDATE SKIP LOCKED where the database has it (PostgreSQL), so several
-senders can share a campaign; SQLite serialises writers anyway.
+A sender claims rows: it marks them `sending` under its name with a lease (an expiry it
+renews while it lives) and commits that before any DATA goes out. A row becomes `sent`
+only after the server's 250, with the hash of the bytes that went out. A `sent` row is
+never sent again. A row whose lease expired (its sender died or hung) is due again and
+goes out with the same Message-ID, counted as resent; a live sender's rows are never
+touched. Claims hold the write lock (SQLite) or lock rows with FOR UPDATE SKIP LOCKED
+(PostgreSQL), so any number of senders share a campaign without sharing a row.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +26,10 @@ from sqlalchemy.engine import Connection, Engine
 from newsletter.audience.db import subscribers
 from newsletter.audience.segments import NamedSegment, condition, recipients
 from newsletter.errors import NewsletterError
+from newsletter.render import RenderedIssue
 from newsletter.sending.tables import DELIVERY_STATES, campaigns, deliveries
 from newsletter.sending.transport import Outcome
-from newsletter.store import utcnow
+from newsletter.store import utcnow, write_transaction
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,10 @@ class Campaign:
     subject: str
     recipients: int
     created_at: dt.datetime
+    state: str = "sending"
+    send_at: dt.datetime | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,8 @@ class Claim:
     email: str
     name: str
     attempts: int
+    # Taken over from a sender whose lease expired: it may have gone out already.
+    resent: bool = False
 
 
 def _campaign(row: sa.Row) -> Campaign:  # type: ignore[type-arg]
@@ -59,6 +68,10 @@ def _campaign(row: sa.Row) -> Campaign:  # type: ignore[type-arg]
         row.subject,
         row.recipients,
         row.created_at,
+        row.state,
+        row.send_at,
+        row.git_commit,
+        row.git_dirty,
     )
 
 
@@ -68,6 +81,15 @@ def get_campaign(engine: Engine, campaign_id: int) -> Campaign:
     if row is None:
         raise NewsletterError(f"no campaign {campaign_id}; `newsletter campaigns` lists them")
     return _campaign(row)
+
+
+def frozen_issue(engine: Engine, campaign_id: int) -> RenderedIssue | None:
+    """The render the campaign froze when it was made (None for campaigns made before)."""
+    with engine.connect() as conn:
+        frozen = conn.execute(
+            sa.select(campaigns.c.frozen).where(campaigns.c.id == campaign_id)
+        ).scalar()
+    return RenderedIssue.thaw(frozen) if frozen else None
 
 
 def all_campaigns(engine: Engine) -> list[Campaign]:
@@ -89,45 +111,145 @@ def latest_campaign(engine: Engine, issue: str, segment: str) -> Campaign | None
 def create_campaign(
     engine: Engine,
     *,
-    issue: str,
     issue_path: str,
-    content_hash: str,
-    subject: str,
+    rendered: RenderedIssue,
     named: NamedSegment,
-) -> Campaign:
-    """A new campaign with a pending row for every current recipient of the segment, made
-    in one transaction: a campaign exists whole or not at all."""
+    generation: int = 1,
+    send_at: dt.datetime | None = None,
+    git_commit: str | None = None,
+    git_dirty: bool | None = None,
+) -> tuple[Campaign, bool]:
+    """The campaign (issue, segment, generation), made with a pending row for every current
+    recipient of the segment in one transaction, or the one that exists: a unique index,
+    not a check then an insert, so two senders started together make one campaign.
+    Returns (campaign, whether this call made it)."""
     now = utcnow()
-    with engine.begin() as conn:
-        campaign_id = conn.execute(
-            sa.insert(campaigns)
-            .values(
-                issue=issue,
-                issue_path=issue_path,
-                content_hash=content_hash,
-                segment=named.name,
-                subject=subject,
-                recipients=0,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(campaigns.c.id)
-        ).scalar_one()
-        total = 0
-        for batch in recipients(engine, named, batch_size=5000):
+    try:
+        with engine.begin() as conn:
+            campaign_id = conn.execute(
+                sa.insert(campaigns)
+                .values(
+                    issue=rendered.slug,
+                    issue_path=issue_path,
+                    content_hash=rendered.content_hash,
+                    segment=named.name,
+                    subject=rendered.subject,
+                    recipients=0,
+                    created_at=now,
+                    updated_at=now,
+                    state="scheduled" if send_at is not None else "sending",
+                    send_at=send_at,
+                    generation=generation,
+                    frozen=rendered.freeze(),
+                    git_commit=git_commit,
+                    git_dirty=git_dirty,
+                )
+                .returning(campaigns.c.id)
+            ).scalar_one()
+            total = 0
+            for batch in recipients(engine, named, batch_size=5000):
+                conn.execute(
+                    sa.insert(deliveries).values(
+                        campaign_id=campaign_id,
+                        status="pending",
+                        updated_at=sa.func.current_timestamp(),
+                    ),
+                    [{"subscriber_id": r.id} for r in batch],
+                )
+                total += len(batch)
             conn.execute(
-                sa.insert(deliveries).values(
-                    campaign_id=campaign_id,
-                    status="pending",
-                    updated_at=sa.func.current_timestamp(),
-                ),
-                [{"subscriber_id": r.id} for r in batch],
+                sa.update(campaigns).where(campaigns.c.id == campaign_id).values(recipients=total)
             )
-            total += len(batch)
-        conn.execute(
-            sa.update(campaigns).where(campaigns.c.id == campaign_id).values(recipients=total)
+    except sa.exc.IntegrityError:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.select(campaigns).where(
+                    campaigns.c.issue == rendered.slug,
+                    campaigns.c.segment == named.name,
+                    campaigns.c.generation == generation,
+                )
+            ).first()
+        if row is None:
+            raise
+        return _campaign(row), False
+    return get_campaign(engine, campaign_id), True
+
+
+def next_generation(engine: Engine, issue: str, segment: str) -> int:
+    with engine.connect() as conn:
+        latest = conn.execute(
+            sa.select(sa.func.max(campaigns.c.generation)).where(
+                campaigns.c.issue == issue, campaigns.c.segment == segment
+            )
+        ).scalar()
+    return int(latest or 0) + 1
+
+
+def set_state(engine: Engine, campaign_id: int, state: str, *, allowed: tuple[str, ...]) -> bool:
+    """Move a campaign to state if it is in one of allowed; False when it was not."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            sa.update(campaigns)
+            .where(campaigns.c.id == campaign_id, campaigns.c.state.in_(allowed))
+            .values(state=state, updated_at=utcnow())
         )
-    return get_campaign(engine, campaign_id)
+    return bool(result.rowcount)
+
+
+def start_due(engine: Engine, now: dt.datetime) -> list[int]:
+    """Scheduled campaigns whose time has come start sending; returns their ids."""
+    with engine.begin() as conn:
+        due = list(
+            conn.execute(
+                sa.select(campaigns.c.id).where(
+                    campaigns.c.state == "scheduled", campaigns.c.send_at <= now
+                )
+            ).scalars()
+        )
+        if due:
+            conn.execute(
+                sa.update(campaigns)
+                .where(campaigns.c.id.in_(due), campaigns.c.state == "scheduled")
+                .values(state="sending", updated_at=now)
+            )
+    return due
+
+
+def _due(now: dt.datetime, started: dt.datetime | None) -> sa.ColumnElement[bool]:
+    """Rows a sender may claim: pending; deferred whose next attempt has come (before this
+    run started, so that one run tries a row at most once); and rows in `sending` whose
+    lease has expired."""
+    retry_before = started if started is not None else now
+    return sa.or_(
+        deliveries.c.status == "pending",
+        sa.and_(
+            deliveries.c.status == "deferred",
+            sa.or_(
+                deliveries.c.next_attempt_at.is_(None),
+                deliveries.c.next_attempt_at < retry_before,
+            ),
+        ),
+        sa.and_(
+            deliveries.c.status == "sending",
+            sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
+        ),
+    )
+
+
+def work_left(engine: Engine, now: dt.datetime | None = None) -> list[int]:
+    """Campaigns in `sending` with rows a sender could claim now."""
+    now = now or utcnow()
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(campaigns.c.id)
+                .where(
+                    campaigns.c.state == "sending",
+                    sa.exists().where(deliveries.c.campaign_id == campaigns.c.id, _due(now, None)),
+                )
+                .order_by(campaigns.c.id)
+            ).scalars()
+        )
 
 
 def counts(engine: Engine, campaign_id: int) -> dict[str, int]:
@@ -139,17 +261,6 @@ def counts(engine: Engine, campaign_id: int) -> dict[str, int]:
         ).all()
     found = Counter({status: n for status, n in rows})
     return {state: found.get(state, 0) for state in DELIVERY_STATES}
-
-
-def recover(engine: Engine, campaign_id: int) -> int:
-    """Rows left in `sending` by a run that died go back to pending; returns how many."""
-    with engine.begin() as conn:
-        result = conn.execute(
-            sa.update(deliveries)
-            .where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == "sending")
-            .values(status="pending", resent=deliveries.c.resent + 1, updated_at=utcnow())
-        )
-    return int(result.rowcount or 0)
 
 
 def retry_now(engine: Engine, campaign_id: int) -> int:
@@ -172,41 +283,57 @@ def next_attempt(engine: Engine, campaign_id: int) -> dt.datetime | None:
         ).scalar_one_or_none()
 
 
-def claim(
-    engine: Engine, campaign_id: int, named: NamedSegment, limit: int, *, started: dt.datetime
-) -> tuple[list[Claim], int]:
-    """Mark up to limit due rows `sending` and commit; returns them, and how many rows were
-    skipped because their subscriber left the segment (unsubscribed, bounced, erased).
+@dataclass
+class Claimed:
+    claims: list[Claim]
+    skipped: int
+    # The campaign was paused, cancelled (or is not sending): nothing may be claimed.
+    stopped: str | None = None
 
-    A deferred row is due when its next attempt fell before this run started: one run
-    tries each row at most once, however short the retry delay."""
+
+def claim(
+    engine: Engine,
+    campaign_id: int,
+    named: NamedSegment,
+    limit: int,
+    *,
+    owner: str,
+    lease: float,
+    started: dt.datetime | None = None,
+) -> Claimed:
+    """Lease up to limit due rows to owner and commit; rows whose subscriber left the
+    segment (unsubscribed, bounced, erased) are marked skipped on the way."""
     now = utcnow()
-    due = sa.or_(
-        deliveries.c.status == "pending",
-        sa.and_(
-            deliveries.c.status == "deferred",
-            sa.or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at < started),
-        ),
-    )
-    with engine.begin() as conn:
+    until = now + dt.timedelta(seconds=lease)
+    with write_transaction(engine) as conn:
+        state = conn.execute(
+            sa.select(campaigns.c.state).where(campaigns.c.id == campaign_id)
+        ).scalar()
+        if state == "done":
+            return Claimed([], 0)
+        if state != "sending":
+            return Claimed([], 0, stopped=state or "gone")
         rows = conn.execute(
-            sa.select(deliveries.c.subscriber_id, deliveries.c.attempts)
-            .where(deliveries.c.campaign_id == campaign_id, due)
+            sa.select(deliveries.c.subscriber_id, deliveries.c.attempts, deliveries.c.status)
+            .where(deliveries.c.campaign_id == campaign_id, _due(now, started))
             .order_by(deliveries.c.subscriber_id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
         if not rows:
-            return [], 0
-        attempts = dict(rows)
-        ids = list(attempts)
+            return Claimed([], 0)
+        found = {sid: (attempts, status) for sid, attempts, status in rows}
         people = conn.execute(
             sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name).where(
-                subscribers.c.id.in_(ids), condition(conn, named)
+                subscribers.c.id.in_(list(found)), condition(conn, named)
             )
         ).all()
-        claims = [Claim(sid, email, name, attempts[sid] + 1) for sid, email, name in people]
-        gone = [sid for sid in ids if sid not in {c.subscriber_id for c in claims}]
+        claims = [
+            Claim(sid, email, name, found[sid][0] + 1, resent=found[sid][1] == "sending")
+            for sid, email, name in people
+        ]
+        kept = {c.subscriber_id for c in claims}
+        gone = [sid for sid in found if sid not in kept]
         where = sa.and_(
             deliveries.c.campaign_id == campaign_id,
             deliveries.c.subscriber_id == sa.bindparam("b_id"),
@@ -215,38 +342,79 @@ def claim(
             conn.execute(
                 sa.update(deliveries)
                 .where(where)
-                .values(status="skipped", reply="no longer in the segment", updated_at=now),
+                .values(
+                    status="skipped",
+                    reply="no longer in the segment",
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                ),
                 [{"b_id": sid} for sid in gone],
             )
         if claims:
             conn.execute(
                 sa.update(deliveries)
                 .where(where)
-                .values(status="sending", attempts=deliveries.c.attempts + 1, updated_at=now),
-                [{"b_id": c.subscriber_id} for c in claims],
+                .values(
+                    status="sending",
+                    attempts=deliveries.c.attempts + 1,
+                    resent=deliveries.c.resent + sa.bindparam("b_resent"),
+                    lease_owner=owner,
+                    lease_until=until,
+                    updated_at=now,
+                ),
+                [{"b_id": c.subscriber_id, "b_resent": int(c.resent)} for c in claims],
             )
-    return claims, len(gone)
+    return Claimed(claims, len(gone))
+
+
+def renew(engine: Engine, campaign_id: int, owner: str, lease: float) -> int:
+    """Extend owner's leases on the rows it holds; returns how many."""
+    until = utcnow() + dt.timedelta(seconds=lease)
+    with engine.begin() as conn:
+        result = conn.execute(
+            sa.update(deliveries)
+            .where(
+                deliveries.c.campaign_id == campaign_id,
+                deliveries.c.status == "sending",
+                deliveries.c.lease_owner == owner,
+            )
+            .values(lease_until=until)
+        )
+    return int(result.rowcount or 0)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one claimed row. outcome None: never started (back to pending)."""
+
+    claim: Claim
+    outcome: Outcome | None
+    message_hash: str | None = None
 
 
 def record(
     engine: Engine,
     campaign_id: int,
-    results: list[tuple[Claim, Outcome | None]],
+    results: list[Result],
     *,
+    owner: str,
     max_attempts: int,
     retry_delay: float,
 ) -> Counter[str]:
-    """Write outcomes, and return how many rows went to each state. None means the
-    message was never started: back to pending."""
+    """Write outcomes in one commit, and return how many rows went to each state. Only
+    rows this owner still holds are written."""
     now = utcnow()
     rows: list[dict[str, Any]] = []
     bounced = []
-    for claim_, outcome in results:
+    for result in results:
+        claim_, outcome = result.claim, result.outcome
         row: dict[str, Any] = {
             "b_id": claim_.subscriber_id,
             "b_code": None,
             "b_reply": None,
             "b_next": None,
+            "b_hash": result.message_hash,
         }
         if outcome is None:
             row |= {"b_status": "pending", "b_attempts": claim_.attempts - 1}
@@ -278,6 +446,8 @@ def record(
                 .where(
                     deliveries.c.campaign_id == campaign_id,
                     deliveries.c.subscriber_id == sa.bindparam("b_id"),
+                    deliveries.c.status == "sending",
+                    deliveries.c.lease_owner == owner,
                 )
                 .values(
                     status=sa.bindparam("b_status"),
@@ -285,6 +455,9 @@ def record(
                     code=sa.bindparam("b_code"),
                     reply=sa.bindparam("b_reply"),
                     next_attempt_at=sa.bindparam("b_next", type_=sa.DateTime(timezone=True)),
+                    message_hash=sa.bindparam("b_hash"),
+                    lease_owner=None,
+                    lease_until=None,
                     updated_at=now,
                 ),
                 rows,
@@ -299,6 +472,27 @@ def record(
             sa.update(campaigns).where(campaigns.c.id == campaign_id).values(updated_at=now)
         )
     return Counter(row["b_status"] for row in rows)
+
+
+def finish_if_done(engine: Engine, campaign_id: int) -> bool:
+    """A sending campaign with no pending, in-flight or deferred rows is done."""
+    with engine.begin() as conn:
+        left = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(deliveries)
+            .where(
+                deliveries.c.campaign_id == campaign_id,
+                deliveries.c.status.in_(["pending", "sending", "deferred"]),
+            )
+        ).scalar_one()
+        if left:
+            return False
+        conn.execute(
+            sa.update(campaigns)
+            .where(campaigns.c.id == campaign_id, campaigns.c.state == "sending")
+            .values(state="done", updated_at=utcnow())
+        )
+    return True
 
 
 @dataclass(frozen=True)
@@ -390,3 +584,49 @@ def sent_issues(conn: Connection) -> list[SentIssue]:
         if issue not in latest or first > latest[issue].first_sent:
             latest[issue] = SentIssue(issue, subject, path, first)
     return sorted(latest.values(), key=lambda i: i.first_sent, reverse=True)
+
+
+def message_hash(engine: Engine, campaign_id: int, subscriber_id: int) -> str | None:
+    """The SHA-256 of the bytes last sent to the subscriber in the campaign."""
+    with engine.connect() as conn:
+        found: str | None = conn.execute(
+            sa.select(deliveries.c.message_hash).where(
+                deliveries.c.campaign_id == campaign_id,
+                deliveries.c.subscriber_id == subscriber_id,
+            )
+        ).scalar()
+    return found
+
+
+def release_dead(engine: Engine, campaign_id: int, host: str, alive: Callable[[int], bool]) -> int:
+    """End the leases of senders on this machine whose process is gone (a crash, a kill):
+    their rows are due now instead of when the lease runs out. A sender elsewhere is
+    only ever taken over when its lease expires."""
+    with engine.begin() as conn:
+        owners = conn.execute(
+            sa.select(deliveries.c.lease_owner)
+            .where(
+                deliveries.c.campaign_id == campaign_id,
+                deliveries.c.status == "sending",
+                deliveries.c.lease_owner.is_not(None),
+            )
+            .distinct()
+        ).scalars()
+        dead = []
+        for owner in owners:
+            name, _, rest = owner.partition(":")
+            pid = rest.partition(":")[0]
+            if name == host and pid.isdigit() and not alive(int(pid)):
+                dead.append(owner)
+        if not dead:
+            return 0
+        result = conn.execute(
+            sa.update(deliveries)
+            .where(
+                deliveries.c.campaign_id == campaign_id,
+                deliveries.c.status == "sending",
+                deliveries.c.lease_owner.in_(dead),
+            )
+            .values(lease_until=None)
+        )
+    return int(result.rowcount or 0)

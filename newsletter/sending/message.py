@@ -23,6 +23,7 @@ from newsletter.fields import ascii_address, header_safe
 from newsletter.render import Personalized, PersonalValues, RenderedIssue
 from newsletter.render.personalize import values_for
 from newsletter.render.versions import sample_values
+from newsletter.sending.dkim import DkimSigner
 from newsletter.settings import Settings
 
 ALLOWED_HEADERS = frozenset(
@@ -250,44 +251,6 @@ class MessageTemplate:
         if self.dkim is not None:
             message = self.dkim.sign(message)
         return message
-
-
-class DkimSigner:
-    """DKIM signatures whose h= covers both List-Unsubscribe headers (RFC 8058)."""
-
-    HEADERS = (
-        b"From",
-        b"To",
-        b"Subject",
-        b"Date",
-        b"Message-ID",
-        b"MIME-Version",
-        b"Content-Type",
-        b"List-Id",
-        b"List-Unsubscribe",
-        b"List-Unsubscribe-Post",
-    )
-
-    def __init__(self, domain: str, selector: str, key: bytes) -> None:
-        from dkim.crypto import UnparsableKeyError, parse_pem_private_key
-
-        try:
-            parse_pem_private_key(key)
-        except UnparsableKeyError:
-            raise NewsletterError(
-                "NEWSLETTER_DKIM_KEY_FILE does not hold a PEM private key"
-            ) from None
-        self.domain = domain.encode("ascii")
-        self.selector = selector.encode("ascii")
-        self.key = key
-
-    def sign(self, message: bytes) -> bytes:
-        import dkim
-
-        signature = dkim.sign(
-            message, self.selector, self.domain, self.key, include_headers=list(self.HEADERS)
-        )
-        return bytes(signature) + message
 
 
 def unsubscribe_mailto(settings: Settings, token: str) -> str:

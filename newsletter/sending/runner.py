@@ -1,20 +1,33 @@
-"""Running a send: the test send and the live campaign share the pool.
+"""Running a send: a full pipe from the ledger to the relay and back.
 
-The main thread claims rows in batches (committed as `sending` before any DATA), hands
-them to a pool of sending threads, one SMTP connection each, and writes their outcomes
-back to the ledger batch by batch. Only the main thread touches the database.
+    ledger --claim (lease)--> window --couriers, one connection each--> relay
+    ledger <--record (a commit every ~50 ms)-- outcomes
+
+The main thread keeps a bounded window of claimed rows full: it claims more as outcomes
+come back, never in lockstep batches, so connections never wait for a batch to be
+recorded. Outcomes are written as they arrive, grouped into short commits. After a crash,
+only messages whose 250 had arrived but whose commit had not can go out twice: at most
+the window plus one open commit, each with the same Message-ID. Only the main thread
+touches the database; it also renews the leases on the rows it holds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import os
+import queue
+import secrets
 import signal
+import socket
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from newsletter import tokens
@@ -34,13 +47,37 @@ from newsletter.sending.transport import Outcome, SendAborted, Transport
 from newsletter.settings import Settings
 from newsletter.store import utcnow
 
+# Outcomes are written at least this often while messages flow (seconds).
+COMMIT_INTERVAL = 0.05
+# A database locked by another writer is waited for this long before the run gives up.
+LOCKED_PATIENCE = 120.0
 
-def batch_size(settings: Settings) -> int:
-    """Rows claimed at a time: about a second of sending at the configured rate (200 at
-    most), since a crash can leave a whole claimed batch to be sent again."""
-    if settings.smtp_rate <= 0:
-        return 200
-    return max(settings.smtp_connections * 2, min(200, int(settings.smtp_rate)))
+
+def window_size(settings: Settings) -> int:
+    """Rows in flight at once: enough to keep every connection busy while outcomes are
+    recorded and more rows claimed."""
+    if not settings.smtp_host:
+        return 8
+    return settings.smtp_connections * 4
+
+
+def _host() -> str:
+    return socket.gethostname()[:60]
+
+
+def sender_name() -> str:
+    """Who holds a lease: this machine and process, and a nonce for this run."""
+    return f"{_host()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 @dataclass
@@ -86,144 +123,291 @@ def transport_name(settings: Settings) -> str:
     return f"the outbox folder {settings.outbox_dir}/ (no NEWSLETTER_SMTP_HOST set)"
 
 
+def deliver(
+    transport: Transport, sender: str, recipient: str, build: Callable[[], bytes], key: str
+) -> tuple[Outcome, str | None]:
+    """Build and send one message: (outcome, SHA-256 of the bytes sent). Whatever goes
+    wrong with one recipient is that recipient's outcome, never the run's."""
+    wire = ascii_address(recipient)
+    if wire is None:
+        return Outcome("failed", None, "the address needs SMTPUTF8, which is not supported"), None
+    try:
+        message = build()
+    except (ValueError, NewsletterError) as exc:
+        return Outcome("failed", None, f"this message could not be built: {exc}"), None
+    digest = hashlib.sha256(message).hexdigest()
+    try:
+        return transport.send(sender, wire, message, key=key), digest
+    except SendAborted:
+        raise
+    except Exception as exc:  # one recipient's problem is never the run's
+        return Outcome("failed", None, f"could not be sent: {type(exc).__name__}: {exc}"), digest
+
+
 class Pool:
-    """Sending threads around one transport, paced by one rate limiter."""
+    """Sending threads around one transport, paced by one rate limiter (test sends)."""
 
     def __init__(self, transport: Transport, settings: Settings) -> None:
         self.transport = transport
         self.limiter = RateLimiter(settings.smtp_rate, settings.smtp_hourly_limit)
         self.stop = threading.Event()
-        workers = settings.smtp_connections if settings.smtp_host else 1
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smtp")
         self.sender = settings.from_address
+        self.jobs: queue.Queue[tuple[Callable[[], bytes], str, str, queue.Queue[Any]] | None]
+        self.jobs = queue.Queue()
+        count = settings.smtp_connections if settings.smtp_host else 1
+        self.threads = [
+            threading.Thread(target=self._work, name=f"smtp-{n}", daemon=True) for n in range(count)
+        ]
+        for thread in self.threads:
+            thread.start()
 
-    def submit(
-        self, build: Callable[[], bytes], recipient: str, key: str
-    ) -> Future[Outcome | None]:
-        def job() -> Outcome | None:
+    def _work(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            build, recipient, key, answer = job
             if self.stop.is_set() or not self.limiter.acquire(self.stop):
-                return None  # never started: the row goes back to pending
-            wire = ascii_address(recipient)
-            if wire is None:
-                return Outcome("failed", None, "the address needs SMTPUTF8, which is not supported")
+                answer.put(None)  # never started
+                continue
             try:
-                message = build()
-            except (ValueError, NewsletterError) as exc:
-                # One recipient's data that no message can carry is that row's failure.
-                return Outcome("failed", None, f"this message could not be built: {exc}")
-            try:
-                return self.transport.send(self.sender, wire, message, key=key)
-            except SendAborted:
-                raise
-            except Exception as exc:  # one recipient's problem is never the run's
-                return Outcome("failed", None, f"could not be sent: {type(exc).__name__}: {exc}")
+                answer.put(deliver(self.transport, self.sender, recipient, build, key))
+            except BaseException as exc:  # SendAborted: the caller raises it
+                answer.put(exc)
 
-        return self.executor.submit(job)
+    def submit(self, build: Callable[[], bytes], recipient: str, key: str) -> queue.Queue[Any]:
+        answer: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self.jobs.put((build, recipient, key, answer))
+        return answer
 
     def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.stop.set()
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
         self.transport.close()
 
 
-def run_live(
-    plan: Plan,
-    settings: Settings,
+class Stop:
+    """How a run is asked to end. The first request (Ctrl-C, SIGTERM, a pause) stops
+    claiming: messages on the wire finish and are recorded, the rest wait for the next
+    run. A second Ctrl-C cuts the connections: what was on the wire is recorded as
+    deferred. The ledger is never written half: the signal only sets flags."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.hurry = threading.Event()
+
+    def request(self) -> None:
+        if self.requested.is_set():
+            self.hurry.set()
+        self.requested.set()
+
+
+@dataclass
+class _Job:
+    claim: ledger.Claim
+    build: Callable[[], bytes]
+    key: str
+
+
+class _Couriers:
+    """One thread per connection: take a claimed row, wait for the rate limiter, build,
+    send, hand back the outcome."""
+
+    def __init__(self, transport: Transport, settings: Settings, stop: Stop) -> None:
+        self.transport = transport
+        self.stop = stop
+        self.limiter = RateLimiter(settings.smtp_rate, settings.smtp_hourly_limit)
+        self.sender = settings.from_address
+        self.jobs: queue.Queue[_Job | None] = queue.Queue()
+        self.results: queue.Queue[ledger.Result | BaseException] = queue.Queue()
+        count = settings.smtp_connections if settings.smtp_host else 1
+        self.threads = [
+            threading.Thread(target=self._work, name=f"courier-{n}", daemon=True)
+            for n in range(count)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            if self.stop.requested.is_set() or not self.limiter.acquire(self.stop.requested):
+                self.results.put(ledger.Result(job.claim, None))
+                continue
+            try:
+                outcome, digest = deliver(
+                    self.transport, self.sender, job.claim.email, job.build, job.key
+                )
+            except BaseException as exc:
+                self.results.put(exc)
+                continue
+            self.results.put(ledger.Result(job.claim, outcome, digest))
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
+
+
+def _patiently(action: Callable[[], Any], what: str) -> Any:
+    """Run a ledger write, waiting out a database locked by another writer (each try
+    already waits the busy timeout). Gives up with one clear line."""
+    deadline = time.monotonic() + LOCKED_PATIENCE
+    while True:
+        try:
+            return action()
+        except sa.exc.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise NewsletterError(
+                    f"the database stayed unavailable for {LOCKED_PATIENCE:.0f} s while "
+                    f"{what} ({str(exc.orig).splitlines()[0]}); run the command again"
+                ) from None
+            time.sleep(0.5)
+
+
+def run_campaign(
     engine: Engine,
+    campaign: ledger.Campaign,
+    rendered: RenderedIssue,
+    segment: NamedSegment,
+    settings: Settings,
     transport: Transport,
     *,
+    stop: Stop | None = None,
     progress: Callable[[Summary], None] | None = None,
-) -> tuple[ledger.Campaign, Summary]:
-    """Create or resume the campaign and send until nothing is due."""
+    owner: str | None = None,
+) -> Summary:
+    """Send the campaign's due rows until none is left (or the run is asked to stop).
+    The transport is open; it is closed here."""
+    stop = stop or Stop()
+    owner = owner or sender_name()
+    lease = settings.smtp_lease
     key = tokens.signing_key(settings)
-    campaign = plan.campaign or ledger.create_campaign(
-        engine,
-        issue=plan.rendered.slug,
-        issue_path=plan.issue_path,
-        content_hash=plan.rendered.content_hash,
-        subject=plan.rendered.subject,
-        named=plan.segment,
-    )
-    summary = Summary(resent=ledger.recover(engine, campaign.id))
-    started = utcnow()
-    label = f"campaign-{campaign.id}"
-    template = campaign_template(plan.rendered, settings, label, plan.rendered.subject)
+    template = campaign_template(rendered, settings, f"campaign-{campaign.id}", rendered.subject)
     ident = hashlib.sha256(f"{campaign.id}:{campaign.content_hash}".encode()).hexdigest()[:10]
-    pool = Pool(transport, settings)
+    window = window_size(settings)
+    started = utcnow()
+    summary = Summary()
+    # Rows a dead process on this machine left in flight are due at once.
+    _patiently(
+        functools.partial(ledger.release_dead, engine, campaign.id, _host(), _alive),
+        "looking for senders that died",
+    )
+    couriers = _Couriers(transport, settings, stop)
+    outstanding = 0
+    more = True
     in_a_row = 0
-    restore = _stop_on_ctrl_c(pool, summary)
+    renewed = time.monotonic()
+    failure: BaseException | None = None
+    asked = False
     try:
-        while not pool.stop.is_set():
-            claims, skipped = ledger.claim(
-                engine, campaign.id, plan.segment, batch_size(settings), started=started
-            )
-            summary.skipped += skipped
-            if not claims:
-                if skipped:
-                    continue  # a batch of people who left; there may be more after them
-                break
-            futures = [
-                (
-                    c,
-                    pool.submit(
-                        _builder(template, settings, key, campaign.id, ident, c),
-                        c.email,
-                        f"c{campaign.id}.s{c.subscriber_id}",
+        while True:
+            if stop.requested.is_set() or failure is not None:
+                more = False
+            if stop.hurry.is_set():
+                transport.abort()
+            if more and outstanding <= window // 2:
+                got = _patiently(
+                    functools.partial(
+                        ledger.claim,
+                        engine,
+                        campaign.id,
+                        segment,
+                        window - outstanding,
+                        owner=owner,
+                        lease=lease,
+                        started=started,
                     ),
+                    "claiming deliveries",
                 )
-                for c in claims
-            ]
-            results: list[tuple[ledger.Claim, Outcome | None]] = []
-            try:
-                for claim_, future in futures:
-                    outcome = future.result()
-                    results.append((claim_, outcome))
-                    if outcome is None:
+                summary.skipped += got.skipped
+                if got.stopped is not None:
+                    summary.paused = summary.paused or f"the campaign is {got.stopped}"
+                    more = False
+                elif not got.claims and not got.skipped:
+                    more = False
+                for claim_ in got.claims:
+                    summary.resent += claim_.resent
+                    build = _builder(template, settings, key, campaign.id, ident, claim_)
+                    name = f"c{campaign.id}.s{claim_.subscriber_id}"
+                    couriers.jobs.put(_Job(claim_, build, name))
+                    outstanding += 1
+            if outstanding == 0 and not more:
+                asked = stop.requested.is_set()
+                break
+            arrived: list[ledger.Result] = []
+            until = time.monotonic() + COMMIT_INTERVAL
+            while outstanding:
+                try:
+                    item = couriers.results.get(timeout=max(0.0, until - time.monotonic()))
+                except queue.Empty:
+                    break
+                outstanding -= 1
+                if isinstance(item, BaseException):
+                    failure = failure or item
+                    stop.request()
+                    continue
+                arrived.append(item)
+            if arrived:
+                written = _patiently(
+                    functools.partial(
+                        ledger.record,
+                        engine,
+                        campaign.id,
+                        arrived,
+                        owner=owner,
+                        max_attempts=settings.smtp_max_attempts,
+                        retry_delay=settings.smtp_retry_delay,
+                    ),
+                    "recording what was sent",
+                )
+                for state in ("sent", "deferred", "failed"):
+                    setattr(summary, state, getattr(summary, state) + written[state])
+                for result in arrived:
+                    if result.outcome is None:
                         continue
-                    in_a_row = 0 if outcome.kind == "sent" else in_a_row + 1
+                    in_a_row = 0 if result.outcome.kind == "sent" else in_a_row + 1
                     if in_a_row >= settings.smtp_pause_after and summary.paused is None:
                         summary.paused = (
-                            f"paused after {in_a_row} failures in a row; the last: {outcome}"
+                            f"paused after {in_a_row} failures in a row; the last: {result.outcome}"
                         )
-                        pool.stop.set()
-            except KeyboardInterrupt:
-                # Ctrl-C: messages already on the wire finish; the rest go back to pending.
-                summary.interrupted = True
-                pool.stop.set()
-                results.extend((c, f.result()) for c, f in futures[len(results) :])
-            written = ledger.record(
-                engine,
-                campaign.id,
-                results,
-                max_attempts=settings.smtp_max_attempts,
-                retry_delay=settings.smtp_retry_delay,
-            )
-            for state in ("sent", "deferred", "failed"):
-                setattr(summary, state, getattr(summary, state) + written[state])
-            if progress:
-                progress(summary)
+                        stop.request()
+                if progress:
+                    progress(summary)
+            if time.monotonic() - renewed > lease / 3:
+                _patiently(
+                    functools.partial(ledger.renew, engine, campaign.id, owner, lease),
+                    "renewing leases",
+                )
+                renewed = time.monotonic()
     finally:
-        pool.close()
-        restore()
+        stop.requested.set()
+        couriers.close()
+        transport.close()
+    if failure is not None:
+        raise failure
+    summary.interrupted = asked and summary.paused is None
     summary.next_attempt = ledger.next_attempt(engine, campaign.id)
-    return campaign, summary
+    ledger.finish_if_done(engine, campaign.id)
+    return summary
 
 
-def _stop_on_ctrl_c(pool: Pool, summary: Summary) -> Callable[[], None]:
-    """The first Ctrl-C asks the run to stop after the messages on the wire; a second one
-    interrupts at once. Only the main thread can own signals; elsewhere this does nothing."""
+def stop_on_signals(stop: Stop, *signals: int) -> Callable[[], None]:
+    """Route the given signals (SIGINT, SIGTERM) to stop.request; returns the undo. Only
+    the main thread can own signals; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in signals}
 
-    def stop(_signum: int, _frame: object) -> None:
-        summary.interrupted = True
-        pool.stop.set()
-        signal.signal(signal.SIGINT, previous)
+    def handle(_signum: int, _frame: object) -> None:
+        stop.request()
 
-    signal.signal(signal.SIGINT, stop)
+    for s in signals:
+        signal.signal(s, handle)
 
     def restore() -> None:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
     return restore
 

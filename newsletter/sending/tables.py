@@ -6,10 +6,13 @@ import sqlalchemy as sa
 
 from newsletter.store import metadata
 
-# The send ledger (schema version 2). A campaign is one issue, at one content hash, to one
-# segment; a delivery is one row per (campaign, subscriber). Deliveries hold no address:
-# erasing a subscriber leaves only the id.
+# The send ledger. A campaign is one issue, frozen at one content hash, to one segment; a
+# delivery is one row per (campaign, subscriber). Deliveries hold no address: erasing a
+# subscriber leaves only the id.
 DELIVERY_STATES = ("pending", "sending", "sent", "deferred", "failed", "skipped")
+# scheduled: waits for its time (a worker starts it); sending: any sender may work on it;
+# paused, cancelled: nobody sends anything more; done: nothing left to send.
+CAMPAIGN_STATES = ("scheduled", "sending", "paused", "cancelled", "done")
 
 campaigns = sa.Table(
     "campaigns",
@@ -23,7 +26,16 @@ campaigns = sa.Table(
     sa.Column("recipients", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # Version 3: state and schedule, the frozen render, where it came from, and the
+    # generation that makes (issue, segment) unique: --new-campaign takes the next one.
+    sa.Column("state", sa.String(16), nullable=False, server_default="sending"),
+    sa.Column("send_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("generation", sa.Integer, nullable=True),
+    sa.Column("frozen", sa.Text, nullable=True),
+    sa.Column("git_commit", sa.String(40), nullable=True),
+    sa.Column("git_dirty", sa.Boolean, nullable=True),
     sa.Index("campaigns_by_issue", "issue", "segment"),
+    sa.Index("campaigns_once", "issue", "segment", "generation", unique=True),
 )
 
 deliveries = sa.Table(
@@ -44,6 +56,11 @@ deliveries = sa.Table(
     sa.Column("code", sa.Integer, nullable=True),
     sa.Column("reply", sa.String(500), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # Version 3: who holds a row in `sending`, until when (renewed while they live), and
+    # the SHA-256 of the exact bytes that went out.
+    sa.Column("lease_owner", sa.String(100), nullable=True),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("message_hash", sa.String(64), nullable=True),
     sa.CheckConstraint(
         "status IN ('pending', 'sending', 'sent', 'deferred', 'failed', 'skipped')",
         name="delivery_status",

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import signal
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from newsletter import tokens
-from newsletter.audience import audience_of
+from newsletter.audience import audience_of, declared_segments
 from newsletter.audience.addresses import normalize_address
 from newsletter.audience.segments import count
 from newsletter.checks import ChecksFailed, check_issue
@@ -19,10 +23,19 @@ from newsletter.issue import load_issue
 from newsletter.render import render_issue
 from newsletter.sending import ledger
 from newsletter.sending.message import Addressee, campaign_template, unsubscribe_mailto
-from newsletter.sending.runner import Plan, Pool, Summary, run_live, transport_name
+from newsletter.sending.runner import (
+    Plan,
+    Pool,
+    Stop,
+    Summary,
+    run_campaign,
+    stop_on_signals,
+    transport_name,
+)
 from newsletter.sending.transport import Outcome, Transport, make_transport
 from newsletter.services import database
 from newsletter.settings import Settings
+from newsletter.store import utcnow
 
 
 def send_test(path: Path | str, settings: Settings, to: list[str] | None = None) -> Summary:
@@ -66,8 +79,11 @@ def send_test(path: Path | str, settings: Settings, to: list[str] | None = None)
             futures.append(
                 (email, pool.submit(functools.partial(template.build, to_), email, f"{stamp}-{n}"))
             )
-        for email, future in futures:
-            outcome = future.result() or Outcome("deferred", None, "not sent")
+        for email, answer in futures:
+            result = answer.get()
+            if isinstance(result, BaseException):
+                raise result
+            outcome = result[0] if result else Outcome("deferred", None, "not sent")
             summary.outcomes.append((email, outcome))
             setattr(summary, outcome.kind, getattr(summary, outcome.kind) + 1)
     finally:
@@ -86,15 +102,16 @@ def plan(path: Path | str, settings: Settings, *, new_campaign: bool = False) ->
         raise ChecksFailed(report, issue_file.path)
     engine = database(settings)
     named = audience_of(issue_file, settings)
-    existing = ledger.latest_campaign(engine, rendered.slug, named.name)
-    if existing is not None and not new_campaign and existing.content_hash != rendered.content_hash:
+    existing = None if new_campaign else ledger.latest_campaign(engine, rendered.slug, named.name)
+    if existing is not None and existing.content_hash != rendered.content_hash:
         raise NewsletterError(
-            f"{issue_file.path} changed since campaign {existing.id} started (content hash "
-            f"{existing.content_hash[:12]}, now {rendered.content_hash[:12]}); sending it would "
-            "mix two versions. Pass --new-campaign to start a new campaign"
+            f"{issue_file.path} changed since campaign {existing.id} was made (content hash "
+            f"{existing.content_hash[:12]}, now {rendered.content_hash[:12]}); the campaign "
+            "sends the version it froze and will not mix two. Pass --new-campaign to start "
+            "a new campaign with this version"
         )
     via = transport_name(settings)
-    if existing is not None and not new_campaign:
+    if existing is not None:
         remaining = ledger.counts(engine, existing.id)
         return Plan(issue_file.path, rendered, named, existing.recipients, existing, remaining, via)
     return Plan(issue_file.path, rendered, named, count(engine, named), None, None, via)
@@ -108,21 +125,129 @@ def connect(plan: Plan, settings: Settings) -> Transport:
     return transport
 
 
+def parse_time(text: str, settings: Settings) -> dt.datetime:
+    """A moment the editor wrote ("2021-06-01 09:00", in NEWSLETTER_TIMEZONE, or with
+    its own offset), in UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise NewsletterError(
+            f"--at '{text}' is not a time such as \"2021-06-01 09:00\" (in {settings.timezone})"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(settings.timezone))
+    return moment.astimezone(dt.UTC)
+
+
+def _git(path: str) -> tuple[str | None, bool | None]:
+    """The commit the issue file was last committed in, and whether the file has changes
+    since; (None, None) outside a git repository or without git."""
+    folder = str(Path(path).resolve().parent)
+    try:
+        head = subprocess.run(
+            ["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        status = subprocess.run(
+            ["git", "-C", folder, "status", "--porcelain", "--", str(Path(path).resolve())],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    if head.returncode != 0 or status.returncode != 0:
+        return None, None
+    return head.stdout.strip()[:40] or None, bool(status.stdout.strip())
+
+
+def create(
+    plan: Plan,
+    settings: Settings,
+    *,
+    new_campaign: bool = False,
+    send_at: dt.datetime | None = None,
+) -> ledger.Campaign:
+    """The planned campaign, frozen: the render it will send, its content hash and the
+    issue file's git commit. Two commands racing make one campaign."""
+    if plan.campaign is not None:
+        return plan.campaign
+    engine = database(settings)
+    generation = (
+        ledger.next_generation(engine, plan.rendered.slug, plan.segment.name) if new_campaign else 1
+    )
+    commit, dirty = _git(plan.issue_path)
+    campaign, _ = ledger.create_campaign(
+        engine,
+        issue_path=plan.issue_path,
+        rendered=plan.rendered,
+        named=plan.segment,
+        generation=generation,
+        send_at=send_at,
+        git_commit=commit,
+        git_dirty=dirty,
+    )
+    return campaign
+
+
 def send(
     plan: Plan,
     settings: Settings,
     *,
     transport: Transport | None = None,
     progress: Callable[[Summary], None] | None = None,
+    new_campaign: bool = False,
 ) -> tuple[ledger.Campaign, Summary]:
-    """Create or resume the planned campaign and send until nothing is due."""
-    return run_live(
-        plan,
-        settings,
-        database(settings),
-        transport or connect(plan, settings),
-        progress=progress,
-    )
+    """Create (or resume) the planned campaign and send its frozen render until nothing
+    is due. Ctrl-C and SIGTERM stop it cleanly."""
+    campaign = create(plan, settings, new_campaign=new_campaign)
+    if campaign.state in ("paused", "cancelled"):
+        raise NewsletterError(
+            f"campaign {campaign.id} is {campaign.state}"
+            + (
+                f"; resume it with: newsletter campaigns resume {campaign.id}"
+                if campaign.state == "paused"
+                else ""
+            )
+        )
+    transport = transport or connect(plan, settings)
+    return campaign, _run(campaign, settings, transport, progress=progress)
+
+
+def _run(
+    campaign: ledger.Campaign,
+    settings: Settings,
+    transport: Transport,
+    *,
+    progress: Callable[[Summary], None] | None = None,
+    stop: Stop | None = None,
+) -> Summary:
+    engine = database(settings)
+    rendered = ledger.frozen_issue(engine, campaign.id)
+    if rendered is None:  # a campaign from before campaigns were frozen
+        rendered = render_issue(load_issue(campaign.issue_path), settings)
+    segment = declared_segments(settings).get(campaign.segment)
+    own_stop = stop is None
+    stop = stop or Stop()
+    restore = stop_on_signals(stop, signal.SIGINT, signal.SIGTERM) if own_stop else None
+    try:
+        return run_campaign(
+            engine, campaign, rendered, segment, settings, transport, stop=stop, progress=progress
+        )
+    finally:
+        if restore is not None:
+            restore()
+
+
+def schedule(
+    plan: Plan, settings: Settings, when: dt.datetime, *, new_campaign: bool = False
+) -> ledger.Campaign:
+    """Make the campaign now, frozen, for `newsletter worker` to send at when."""
+    if plan.campaign is not None:
+        raise NewsletterError(
+            f"campaign {plan.campaign.id} already exists for this issue and segment; pass "
+            "--new-campaign to schedule another"
+        )
+    return create(plan, settings, new_campaign=new_campaign, send_at=when)
 
 
 def retry(
@@ -131,13 +256,102 @@ def retry(
     """Make the campaign's deferred rows due now and send them."""
     engine = database(settings)
     campaign = ledger.get_campaign(engine, campaign_id)
-    planned = plan(campaign.issue_path, settings)
-    if planned.campaign is None or planned.campaign.id != campaign.id:
-        raise NewsletterError(
-            f"campaign {campaign_id} is not the latest campaign of {campaign.issue_path}"
-        )
+    if campaign.state != "sending":
+        raise NewsletterError(f"campaign {campaign_id} is {campaign.state}; nothing to retry")
     ledger.retry_now(engine, campaign_id)
-    return send(planned, settings, progress=progress)
+    transport = make_transport(settings, campaign.issue)
+    transport.open()
+    return campaign, _run(campaign, settings, transport, progress=progress)
+
+
+CONTROL = {
+    # action: (new state, the states it applies to)
+    "pause": ("paused", ("scheduled", "sending")),
+    "resume": ("sending", ("paused",)),
+    "cancel": ("cancelled", ("scheduled", "sending", "paused")),
+}
+
+
+def control(settings: Settings, campaign_id: int, action: str) -> ledger.Campaign:
+    """Pause, resume or cancel a campaign, for every sender: each sees it at its next claim
+    (at most the messages already on the wire still go out)."""
+    engine = database(settings)
+    campaign = ledger.get_campaign(engine, campaign_id)
+    state, allowed = CONTROL[action]
+    if action == "resume" and campaign.send_at is not None and campaign.send_at > utcnow():
+        state = "scheduled"
+    if not ledger.set_state(engine, campaign_id, state, allowed=allowed):
+        raise NewsletterError(f"campaign {campaign_id} is {campaign.state}; it cannot be {state}")
+    return ledger.get_campaign(engine, campaign_id)
+
+
+def work(
+    settings: Settings,
+    stop: Stop,
+    *,
+    once: bool = False,
+    report: Callable[[str], None] = lambda _line: None,
+) -> None:
+    """The worker: start scheduled campaigns whose time has come, send what is due
+    (deferred deliveries when their time comes, rows whose sender died), and again, until
+    stop. Several workers, on several machines over PostgreSQL, share the work."""
+    engine = database(settings)
+    while not stop.requested.is_set():
+        for cid in ledger.start_due(engine, utcnow()):
+            report(f"campaign {cid}: its time has come; sending")
+        for cid in ledger.work_left(engine):
+            if stop.requested.is_set():
+                break
+            campaign = ledger.get_campaign(engine, cid)
+            transport = make_transport(settings, campaign.issue)
+            try:
+                transport.open()
+                summary = _run(campaign, settings, transport, stop=stop)
+            except NewsletterError as exc:
+                report(f"campaign {cid}: {exc}")
+                continue
+            report(f"campaign {cid}: {summary.line()}")
+        if once:
+            return
+        stop.requested.wait(settings.worker_poll)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    matches: bool
+    explanation: str
+
+
+def verify(settings: Settings, campaign_id: int, email: str, message: bytes) -> Verdict:
+    """Whether message (a saved .eml) is the copy of the campaign we sent to email: the
+    SHA-256 of the bytes we wrote, compared with the ledger's. Headers that servers add
+    on the way (Received, Return-Path...) are set aside; line ends are made CRLF again."""
+    from newsletter.audience.subscribers import get_subscriber
+
+    engine = database(settings)
+    campaign = ledger.get_campaign(engine, campaign_id)
+    subscriber = get_subscriber(engine, email)
+    recorded = ledger.message_hash(engine, campaign.id, subscriber.id)
+    if recorded is None:
+        return Verdict(
+            False, f"campaign {campaign.id} has no copy on record for {subscriber.email}"
+        )
+    raw = message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    starts = [0] + [
+        i + 2 for header in (b"\r\nDKIM-Signature:", b"\r\nFrom:") if (i := raw.find(header)) >= 0
+    ]
+    for start in starts:
+        if hashlib.sha256(raw[start:]).hexdigest() == recorded:
+            return Verdict(
+                True,
+                f"this is the copy of campaign {campaign.id} sent to {subscriber.email} "
+                f"(SHA-256 {recorded[:16]}...)",
+            )
+    return Verdict(
+        False,
+        f"this is not the copy of campaign {campaign.id} we sent to {subscriber.email}: "
+        "its bytes differ from the ones on record",
+    )
 
 
 @dataclass(frozen=True)

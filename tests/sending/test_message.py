@@ -176,35 +176,68 @@ def test_a_name_with_a_line_break_is_dropped_not_sent(sample_rendered: RenderedI
     assert "Bcc" not in msg
 
 
-def test_dkim_signature_covers_both_list_unsubscribe_headers(
-    sample_rendered: RenderedIssue, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+def _dkim_key(kind: str) -> tuple[bytes, bytes]:
+    """A private key (PEM) and its DNS record, made here without the code under test."""
     import base64
-    import subprocess
 
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    if kind == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        der = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()  # type: ignore[assignment]
+        raw = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        record = b"v=DKIM1; k=ed25519; p=" + base64.b64encode(raw)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return pem, record
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
+def test_dkim_signature_verifies_with_dkimpy_and_covers_list_unsubscribe(
+    sample_rendered: RenderedIssue, kind: str
+) -> None:
     import dkim
 
-    key = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    signer = DkimSigner("example.org", "nl2021", key.read_bytes())
+    pem, record = _dkim_key(kind)
+    signer = DkimSigner("example.org", "nl2021", pem)
+    assert signer.algorithm == f"{kind}-sha256"
     raw = _template(sample_rendered, dkim=signer).build(_to())
     header = email.message_from_bytes(raw, policy=email.policy.SMTP)["DKIM-Signature"]
     signed = {h.strip().lower() for h in header.split("h=", 1)[1].split(";", 1)[0].split(":")}
     assert {"list-unsubscribe", "list-unsubscribe-post", "from", "to", "subject"} <= signed
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
 
     def dns(name: bytes, timeout: int = 5) -> bytes:
         assert name == b"nl2021._domainkey.example.org."
         return record
 
     assert dkim.verify(raw, dnsfunc=dns)
-    tampered = raw.replace(b"List-Unsubscribe: <https://", b"List-Unsubscribe: <http://", 1)
-    assert not dkim.verify(tampered, dnsfunc=dns)
+    assert signer.public_record() == record
+    for tampered in (
+        raw.replace(b"List-Unsubscribe: <https://", b"List-Unsubscribe: <http://", 1),
+        raw.replace(b"Hello", b"Hullo", 1),
+    ):
+        assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+@pytest.mark.parametrize(
+    "key", [b"not a key", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"]
+)
+def test_a_dkim_key_that_cannot_sign_is_one_line(key: bytes) -> None:
+    with pytest.raises(NewsletterError) as info:
+        DkimSigner("example.org", "nl", key)
+    assert str(info.value).startswith("NEWSLETTER_DKIM_KEY_FILE does not hold a PEM private key")
 
 
 def test_rate_limiter_paces_and_caps() -> None:

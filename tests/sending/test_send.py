@@ -287,7 +287,7 @@ def test_someone_who_unsubscribes_during_the_send_is_skipped(
 ) -> None:
     from newsletter.sending import runner as runner_module
 
-    monkeypatch.setattr(runner_module, "batch_size", lambda _settings: 1)
+    monkeypatch.setattr(runner_module, "window_size", lambda _settings: 1)
 
     def leave(_item: object) -> None:
         if len(handler.received) == 1:
@@ -310,7 +310,7 @@ def test_pause_after_failures_in_a_row(
 ) -> None:
     from newsletter.sending import runner as runner_module
 
-    monkeypatch.setattr(runner_module, "batch_size", lambda _settings: 1)
+    monkeypatch.setattr(runner_module, "window_size", lambda _settings: 1)
     handler = FaultHandler(
         rcpt_replies={f"p{i}@example.com": "451 4.4.5 system overloaded" for i in range(1, 6)}
     )
@@ -340,8 +340,9 @@ def test_a_changed_issue_is_not_mixed_into_a_running_campaign(
     )
     code, _, err = run("send", str(issue), "--live", "--yes")
     assert code == 1
-    assert f"{issue} changed since campaign 1 started" in err
-    assert err.endswith("Pass --new-campaign to start a new campaign\n")
+    assert f"{issue} changed since campaign 1 was made" in err
+    assert "the campaign sends the version it froze and will not mix two" in err
+    assert err.endswith("Pass --new-campaign to start a new campaign with this version\n")
     assert run("send", str(issue), "--live", "--yes", "--new-campaign")[0] == 0
 
 

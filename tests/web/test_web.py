@@ -79,7 +79,9 @@ def _tampered(token: str) -> list[str]:
     )
     return [
         f"{other}.{mac}",  # another subscriber, same signature
-        f"{payload}.{mac[:-2]}AA",  # signature changed
+        # Signature changed: a character in the middle (the last one carries padding bits,
+        # so changing it may leave the bytes, and the signature, as they were).
+        f"{payload}.{mac[:5]}{'B' if mac[5] != 'B' else 'C'}{mac[6:]}",
         payload,  # no signature
         "not-a-token",
         "....",

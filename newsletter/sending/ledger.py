@@ -58,6 +58,13 @@ class Claim:
     resent: bool = False
 
 
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands datetimes back without their zone; every stored time is UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
 def _campaign(row: sa.Row) -> Campaign:  # type: ignore[type-arg]
     return Campaign(
         row.id,
@@ -69,7 +76,7 @@ def _campaign(row: sa.Row) -> Campaign:  # type: ignore[type-arg]
         row.recipients,
         row.created_at,
         row.state,
-        row.send_at,
+        _utc(row.send_at),
         row.git_commit,
         row.git_dirty,
     )
@@ -435,7 +442,7 @@ def record(
             if outcome.kind == "deferred":
                 # Exponential backoff with jitter, so retries do not arrive in step.
                 delay = retry_delay * 2 ** (claim_.attempts - 1) * random.uniform(0.8, 1.2)
-                row["b_next"] = now + dt.timedelta(seconds=delay)
+                row["b_next"] = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
             if outcome.bounced:
                 bounced.append(claim_.subscriber_id)
         rows.append(row)

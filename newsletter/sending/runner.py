@@ -45,7 +45,6 @@ from newsletter.sending.message import (
 from newsletter.sending.ratelimit import RateLimiter
 from newsletter.sending.transport import Outcome, SendAborted, Transport
 from newsletter.settings import Settings
-from newsletter.store import utcnow
 
 # Outcomes are written at least this often while messages flow (seconds).
 COMMIT_INTERVAL = 0.05
@@ -216,6 +215,8 @@ class _Couriers:
     def __init__(self, transport: Transport, settings: Settings, stop: Stop) -> None:
         self.transport = transport
         self.stop = stop
+        # Set when this run ends, whatever the reason: queued rows are not started.
+        self.halt = threading.Event()
         self.limiter = RateLimiter(settings.smtp_rate, settings.smtp_hourly_limit)
         self.sender = settings.from_address
         self.jobs: queue.Queue[_Job | None] = queue.Queue()
@@ -230,7 +231,8 @@ class _Couriers:
 
     def _work(self) -> None:
         while (job := self.jobs.get()) is not None:
-            if self.stop.requested.is_set() or not self.limiter.acquire(self.stop.requested):
+            stopping = self.stop.requested.is_set() or self.halt.is_set()
+            if stopping or not self.limiter.acquire(self.stop.requested):
                 self.results.put(ledger.Result(job.claim, None))
                 continue
             try:
@@ -243,6 +245,7 @@ class _Couriers:
             self.results.put(ledger.Result(job.claim, outcome, digest))
 
     def close(self) -> None:
+        self.halt.set()
         for _ in self.threads:
             self.jobs.put(None)
         for thread in self.threads:
@@ -286,7 +289,8 @@ def run_campaign(
     template = campaign_template(rendered, settings, f"campaign-{campaign.id}", rendered.subject)
     ident = hashlib.sha256(f"{campaign.id}:{campaign.content_hash}".encode()).hexdigest()[:10]
     window = window_size(settings)
-    started = utcnow()
+    # To the microsecond: a row deferred during this run is due after this run started.
+    started = dt.datetime.now(dt.UTC)
     summary = Summary()
     # Rows a dead process on this machine left in flight are due at once.
     _patiently(
@@ -302,7 +306,7 @@ def run_campaign(
     asked = False
     try:
         while True:
-            if stop.requested.is_set() or failure is not None:
+            if stop.requested.is_set() or couriers.halt.is_set():
                 more = False
             if stop.hurry.is_set():
                 transport.abort()
@@ -345,7 +349,7 @@ def run_campaign(
                 outstanding -= 1
                 if isinstance(item, BaseException):
                     failure = failure or item
-                    stop.request()
+                    couriers.halt.set()
                     continue
                 arrived.append(item)
             if arrived:
@@ -371,7 +375,8 @@ def run_campaign(
                         summary.paused = (
                             f"paused after {in_a_row} failures in a row; the last: {result.outcome}"
                         )
-                        stop.request()
+                        couriers.halt.set()  # rows not yet started wait for the next run
+                        more = False
                 if progress:
                     progress(summary)
             if time.monotonic() - renewed > lease / 3:
@@ -381,7 +386,6 @@ def run_campaign(
                 )
                 renewed = time.monotonic()
     finally:
-        stop.requested.set()
         couriers.close()
         transport.close()
     if failure is not None:

@@ -1,16 +1,25 @@
-"""Benchmark: sending a personalised campaign to a loopback SMTP sink.
+"""Benchmark: sending a personalised campaign over SMTP on loopback.
 
-The sink (aiosmtpd, accepting and discarding) runs in its own process. In one run this
-measures, each client in a fresh process so that its peak RSS is its own:
+Two servers, each client in a fresh process so that its peak RSS is its own:
+
+--mta aiosmtpd (default): an aiosmtpd sink in its own process, accepting and discarding.
   * ceiling: a minimal client that pipelines MAIL/RCPT/DATA and writes one pre-serialised
     message over 4 connections;
   * naive: sequential smtplib, building every message with EmailMessage;
   * aiosmtplib: 4 pooled connections sending pre-built bytes (the alternative to threads);
-  * newsletter: a real live campaign (SQLite ledger, per-recipient splicing, 4 threaded
-    smtplib connections);
-and prints messages per second, peak RSS and the ratios.
+  * newsletter: a real live campaign (SQLite ledger, per-recipient splicing, 4 connections).
 
-Run: .venv/bin/python bench/send.py [--count 10000]
+--mta postfix: Debian's Postfix as a private instance on a loopback port (its own
+configuration, queue and log; it queues every message to disk, then discards it; the
+deliveries in its log are counted). Needs postfix installed and root.
+  * ceiling: the raw pipelining client, best of 4, 8 and 16 connections;
+  * naive: sequential smtplib with EmailMessage;
+  * mailmerge 2.3 from PyPI (installed into bench/.cache), a connection per message;
+  * newsletter, DKIM off, and newsletter, DKIM on (RSA-2048).
+
+Prints messages per second, peak RSS and the ratios measured in the same run.
+
+Run: .venv/bin/python bench/send.py [--count 10000] [--mta postfix]
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SAMPLE = ROOT / "issues" / "2021-05.yaml"
-CONNECTIONS = 4
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
 
 
 def peak_rss_mb() -> float:
@@ -144,11 +153,12 @@ def build_costs() -> tuple[float, float]:
     return fast, slow
 
 
-def ceiling(port: int, count: int) -> dict[str, float]:
+def ceiling(port: int, count: int, connections: int = CONNECTIONS) -> dict[str, float]:
     from newsletter.sending.transport import dot_stuff
 
-    data = dot_stuff(sample_bytes())
-    per = [count // CONNECTIONS + (1 if i < count % CONNECTIONS else 0) for i in range(CONNECTIONS)]
+    data = b"".join(dot_stuff(sample_bytes()))
+    per = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
+    errors: list[BaseException] = []
 
     def client(n: int) -> None:
         with socket.create_connection(("127.0.0.1", port)) as s:
@@ -171,13 +181,92 @@ def ceiling(port: int, count: int) -> dict[str, float]:
                 assert reply() == 250
             s.sendall(b"QUIT\r\n")
 
+    def guarded(n: int) -> None:
+        try:
+            client(n)
+        except BaseException as exc:
+            errors.append(exc)
+
     start = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(n,)) for n in per]
+    threads = [threading.Thread(target=guarded, args=(n,)) for n in per]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if errors:
+        raise errors[0]
     return {"seconds": time.perf_counter() - start, "sent": count, "rss": peak_rss_mb()}
+
+
+def ceiling8(port: int, count: int) -> dict[str, float]:
+    return ceiling(port, count, 8)
+
+
+def ceiling16(port: int, count: int) -> dict[str, float]:
+    return ceiling(port, count, 16)
+
+
+MAILMERGE = ROOT / "bench" / ".cache" / "mailmerge"
+
+
+def with_mailmerge(port: int, count: int) -> dict[str, float]:
+    """mailmerge 2.3 (PyPI), the same message as a template, a connection per message."""
+    if not (MAILMERGE / "bin" / "mailmerge").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(MAILMERGE)], check=True)
+        subprocess.run(
+            [str(MAILMERGE / "bin" / "pip"), "install", "-q", "mailmerge==2.3.0"], check=True
+        )
+    from newsletter.issue import load_issue
+    from newsletter.render import render_issue
+    from newsletter.settings import Settings
+
+    settings = Settings(templates_dir=ROOT / "templates", _env_file=None)  # type: ignore[call-arg]
+    rendered = render_issue(load_issue(SAMPLE), settings)
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "server.conf").write_text(
+        f"[smtp_server]\nhost = 127.0.0.1\nport = {port}\nsecurity = Never\nratelimit = 0\n"
+    )
+    boundary = "bench-boundary"
+    # Placeholders become the template's own Jinja fields; the rest of the HTML is text.
+    html = "{% raw %}" + rendered.html + "{% endraw %}"
+    (tmp / "template.txt").write_text(
+        "TO: {{email}}\nSUBJECT: " + rendered.subject + "\nFROM: News <news@example.org>\n"
+        f'MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary="{boundary}"\n\n'
+        f"--{boundary}\nContent-Type: text/plain; charset=utf-8\n\nHello {{{{name}}}},\n"
+        + "{% raw %}"
+        + rendered.text
+        + "{% endraw %}"
+        + f"\n--{boundary}\nContent-Type: text/html; charset=utf-8\n\n"
+        + html
+        + f"\n--{boundary}--\n"
+    )
+    (tmp / "database.csv").write_text(
+        "email,name\n" + "".join(f"reader{i}@example.com,Reader {i}\n" for i in range(count))
+    )
+    start = time.perf_counter()
+    done = subprocess.run(
+        [
+            str(MAILMERGE / "bin" / "mailmerge"),
+            "--template",
+            str(tmp / "template.txt"),
+            "--database",
+            str(tmp / "database.csv"),
+            "--config",
+            str(tmp / "server.conf"),
+            "--no-dry-run",
+            "--no-limit",
+            "--output-format",
+            "raw",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"seconds": seconds, "sent": count, "rss": rss}
 
 
 def naive(port: int, count: int) -> dict[str, float]:
@@ -239,6 +328,27 @@ def with_aiosmtplib(port: int, count: int) -> dict[str, float]:
     return {"seconds": time.perf_counter() - start, "sent": count, "rss": peak_rss_mb()}
 
 
+def newsletter_dkim(port: int, count: int) -> dict[str, float]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = Path(tempfile.mkdtemp()) / "dkim.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.environ.update(
+        NEWSLETTER_DKIM_DOMAIN="example.org",
+        NEWSLETTER_DKIM_SELECTOR="bench",
+        NEWSLETTER_DKIM_KEY_FILE=str(path),
+    )
+    return newsletter(port, count)
+
+
 def newsletter(port: int, count: int) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(dir=os.environ.get("BENCH_TMP")))
     people = tmp / "people.csv"
@@ -270,16 +380,77 @@ def newsletter(port: int, count: int) -> dict[str, float]:
 
 CLIENTS = {
     "ceiling": ceiling,
+    "ceiling8": ceiling8,
+    "ceiling16": ceiling16,
     "naive": naive,
     "aiosmtplib": with_aiosmtplib,
+    "mailmerge": with_mailmerge,
     "newsletter": newsletter,
+    "newsletter-dkim": newsletter_dkim,
 }
+SINK_CLIENTS = ["ceiling", "naive", "aiosmtplib", "newsletter"]
+POSTFIX_CLIENTS = [
+    "ceiling",
+    "ceiling8",
+    "ceiling16",
+    "naive",
+    "mailmerge",
+    "newsletter",
+    "newsletter-dkim",
+]
+
+
+def run_client(name: str, port: int, count: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--client", name, "--port", str(port), "--count", str(count)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+def postfix_mode(count: int, slow_count: int) -> None:
+    from tests.mta import PrivatePostfix, available
+
+    if not available():
+        sys.exit("--mta postfix needs Debian's postfix (apt-get install postfix) and root")
+    port = free_port()
+    size = len(sample_bytes())
+    folder = ROOT / "bench" / ".cache" / "postfix"
+    print(
+        f"{count:,} messages of {size / 1024:.0f} KB (the slow baselines {slow_count:,}) to a "
+        "private Postfix on 127.0.0.1 that queues to disk, then discards"
+    )
+    rates: dict[str, float] = {}
+    with PrivatePostfix(folder, port) as postfix:
+        for name in POSTFIX_CLIENTS:
+            n = slow_count if name in ("naive", "mailmerge") else count
+            before = postfix.delivered()
+            r = run_client(name, port, n)
+            delivered = postfix.wait_delivered(before + n) - before
+            assert delivered == n, (name, delivered, n)
+            rates[name] = r["sent"] / r["seconds"]
+            cpu = f"{r['cpu_ms']:.2f} ms" if "cpu_ms" in r else "-"
+            print(
+                f"  {name:<16} {rates[name]:7.0f} msg/s   peak RSS {r['rss']:5.0f} MB   "
+                f"client CPU per message {cpu:>8}   ({n:,} in {r['seconds']:.1f} s, "
+                f"{delivered:,} delivered)"
+            )
+    best = max(rates["ceiling"], rates["ceiling8"], rates["ceiling16"])
+    print(
+        f"ratios: newsletter / ceiling (best of 4/8/16) = {rates['newsletter'] / best:.2f} "
+        f"(target 0.75), newsletter / mailmerge = {rates['newsletter'] / rates['mailmerge']:.1f}x "
+        f"(target 13x), DKIM on / off = {rates['newsletter-dkim'] / rates['newsletter']:.2f} "
+        f"(target 0.8), newsletter / naive = {rates['newsletter'] / rates['naive']:.1f}x"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--naive-count", type=int, default=None, help="default: --count")
+    parser.add_argument("--mta", choices=["aiosmtpd", "postfix"], default="aiosmtpd")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -288,7 +459,13 @@ def main() -> None:
         sink(args.sink)
         return
     if args.client:
-        print(json.dumps(CLIENTS[args.client](args.port, args.count)))
+        started = time.process_time()
+        result = CLIENTS[args.client](args.port, args.count)
+        result["cpu_ms"] = (time.process_time() - started) * 1000 / args.count
+        print(json.dumps(result))
+        return
+    if args.mta == "postfix":
+        postfix_mode(args.count, args.naive_count or min(args.count, 1000))
         return
 
     port = free_port()
@@ -308,24 +485,9 @@ def main() -> None:
             f"EmailMessage ({slow / fast:.0f}x)"
         )
         results = {}
-        for name in CLIENTS:
+        for name in SINK_CLIENTS:
             count = args.naive_count or args.count if name == "naive" else args.count
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--client",
-                    name,
-                    "--port",
-                    str(port),
-                    "--count",
-                    str(count),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            r = json.loads(out.stdout)
+            r = run_client(name, port, count)
             results[name] = r["sent"] / r["seconds"]
             print(
                 f"  {name:<11} {results[name]:7.0f} msg/s   peak RSS {r['rss']:5.0f} MB   "

@@ -20,15 +20,23 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from newsletter.errors import NewsletterError
 
 _WSP = re.compile(rb"[ \t]+")
+# Only the runs that change: a tab, or two or more WSP (single spaces are most of a body).
+_WSP_TO_CHANGE = re.compile(rb"\t[ \t]*| [ \t]+")
 _FOLDED = re.compile(rb"\r\n(?=[ \t])")
 
 
 def relaxed_body(body: bytes) -> bytes:
-    lines = body.split(b"\r\n")
-    out = [_WSP.sub(b" ", line).rstrip(b" ") for line in lines]
-    while out and out[-1] == b"":
-        out.pop()
-    return b"".join(line + b"\r\n" for line in out)
+    """RFC 6376 3.4.4, over the whole body at once (line by line in Python costs more
+    than the RSA signature): runs of WSP become one space, WSP at line ends goes, empty
+    lines at the end go, and a non-empty body ends with CRLF."""
+    if b"\t" in body or b"  " in body:  # a search in C, far cheaper than the regex
+        body = _WSP_TO_CHANGE.sub(b" ", body)
+    body = body.replace(b" \r\n", b"\r\n")
+    if body.endswith(b" "):
+        body = body[:-1]
+    while body.endswith(b"\r\n"):
+        body = body[:-2]
+    return body + b"\r\n" if body else b""
 
 
 def relaxed_header(name: bytes, value: bytes) -> bytes:

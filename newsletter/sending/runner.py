@@ -1,14 +1,15 @@
 """Running a send: a full pipe from the ledger to the relay and back.
 
-    ledger --claim (lease)--> window --couriers, one connection each--> relay
+    ledger --claim (lease)--> queue --couriers, one connection each--> relay
     ledger <--record (a commit every ~50 ms)-- outcomes
 
-The main thread keeps a bounded window of claimed rows full: it claims more as outcomes
-come back, never in lockstep batches, so connections never wait for a batch to be
-recorded. Outcomes are written as they arrive, grouped into short commits. After a crash,
-only messages whose 250 had arrived but whose commit had not can go out twice: at most
-the window plus one open commit, each with the same Message-ID. Only the main thread
-touches the database; it also renews the leases on the rows it holds.
+The main thread keeps a bounded queue of claimed rows: it claims more when half of it has
+drained, never in lockstep batches, so connections never wait for a batch to be recorded.
+Outcomes are written as they arrive, grouped into short commits. A claimed row that was
+never started is no risk: it is simply due again. After a crash, only messages whose 250
+had arrived but whose commit had not can go out twice: at most the messages on the wire
+(one a connection) plus one open commit (what arrived in its ~50 ms), each with the same
+Message-ID. Only the main thread touches the database; it also renews the leases.
 """
 
 from __future__ import annotations
@@ -52,12 +53,15 @@ COMMIT_INTERVAL = 0.05
 LOCKED_PATIENCE = 120.0
 
 
-def window_size(settings: Settings) -> int:
-    """Rows in flight at once: enough to keep every connection busy while outcomes are
-    recorded and more rows claimed."""
-    if not settings.smtp_host:
-        return 8
-    return settings.smtp_connections * 4
+def claim_size(settings: Settings) -> int:
+    """Rows claimed ahead: about a second of sending at the set rate, 200 at most, and
+    enough to keep every connection busy while outcomes are recorded. Fewer, larger
+    claims cost the database less; rows claimed but not started go back when a run
+    stops, and are due again when it dies."""
+    floor = settings.smtp_connections * 4 if settings.smtp_host else 8
+    if settings.smtp_rate <= 0:
+        return 200
+    return max(floor, min(200, int(settings.smtp_rate)))
 
 
 def _host() -> str:
@@ -288,7 +292,7 @@ def run_campaign(
     key = tokens.signing_key(settings)
     template = campaign_template(rendered, settings, f"campaign-{campaign.id}", rendered.subject)
     ident = hashlib.sha256(f"{campaign.id}:{campaign.content_hash}".encode()).hexdigest()[:10]
-    window = window_size(settings)
+    window = claim_size(settings)
     # To the microsecond: a row deferred during this run is due after this run started.
     started = dt.datetime.now(dt.UTC)
     summary = Summary()

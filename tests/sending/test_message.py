@@ -260,3 +260,24 @@ def test_rate_limiter_paces_and_caps() -> None:
     for _ in range(4):
         hourly.acquire()
     assert now[0] - start == pytest.approx(3600, abs=1)
+
+
+def test_relaxed_body_matches_the_rfc_line_by_line() -> None:
+    """RFC 6376 3.4.4 written out line by line, against the whole-body version used."""
+    import random
+    import re
+
+    from newsletter.sending.dkim import relaxed_body
+
+    wsp = re.compile(rb"[ \t]+")
+
+    def by_lines(body: bytes) -> bytes:
+        lines = [wsp.sub(b" ", line).rstrip(b" ") for line in body.split(b"\r\n")]
+        while lines and lines[-1] == b"":
+            lines.pop()
+        return b"".join(line + b"\r\n" for line in lines)
+
+    rng = random.Random(6376)
+    for _ in range(20_000):
+        body = bytes(rng.choice(b"a \t\r\n") for _ in range(rng.randint(0, 14)))
+        assert relaxed_body(body) == by_lines(body), body

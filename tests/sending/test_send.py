@@ -287,7 +287,7 @@ def test_someone_who_unsubscribes_during_the_send_is_skipped(
 ) -> None:
     from newsletter.sending import runner as runner_module
 
-    monkeypatch.setattr(runner_module, "window_size", lambda _settings: 1)
+    monkeypatch.setattr(runner_module, "claim_size", lambda _settings: 1)
 
     def leave(_item: object) -> None:
         if len(handler.received) == 1:
@@ -310,7 +310,7 @@ def test_pause_after_failures_in_a_row(
 ) -> None:
     from newsletter.sending import runner as runner_module
 
-    monkeypatch.setattr(runner_module, "window_size", lambda _settings: 1)
+    monkeypatch.setattr(runner_module, "claim_size", lambda _settings: 1)
     handler = FaultHandler(
         rcpt_replies={f"p{i}@example.com": "451 4.4.5 system overloaded" for i in range(1, 6)}
     )

@@ -1,0 +1,141 @@
+"""A private Postfix on a loopback port, for tests and benchmarks: its own configuration
+folder, queue and log, nothing of the machine's own mail system touched.
+
+Mail for example.com (and any domain in `discard`) is accepted, queued to disk and
+discarded; every delivery is a line in its log, which `delivered()` counts. Needs
+Debian's postfix and root (Postfix drops privileges to its own user).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+POSTFIX = "/usr/sbin/postfix"
+
+SERVICES = """\
+{port} inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+local unix - n n - - local
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+
+def available() -> bool:
+    return Path(POSTFIX).exists() and os.geteuid() == 0
+
+
+class PrivatePostfix:
+    def __init__(self, folder: Path, port: int, *, extra: dict[str, str] | None = None) -> None:
+        self.folder = folder.resolve()
+        self.port = port
+        self.config = self.folder / "etc"
+        self.log = self.folder / "postfix.log"
+        self.extra = extra or {}
+
+    def settings(self) -> dict[str, str]:
+        return {
+            "compatibility_level": "3.6",
+            "queue_directory": str(self.folder / "spool"),
+            "data_directory": str(self.folder / "data"),
+            "mail_owner": "postfix",
+            "setgid_group": "postdrop",
+            "inet_interfaces": "127.0.0.1",
+            "inet_protocols": "ipv4",
+            "myhostname": "mta.test",
+            "mydomain": "mta.test",
+            "myorigin": "mta.test",
+            "mydestination": "",
+            "relay_domains": "example.com",
+            "mynetworks": "127.0.0.0/8",
+            "smtpd_relay_restrictions": "permit_mynetworks, reject",
+            "default_transport": "discard",
+            "relay_transport": "discard",
+            "local_transport": "discard",
+            "maillog_file": str(self.log),
+            "maillog_file_prefixes": str(self.folder),
+            "smtpd_client_connection_count_limit": "0",
+            "smtpd_client_connection_rate_limit": "0",
+            "default_process_limit": "100",
+            "message_size_limit": "10240000",
+            "biff": "no",
+            **self.extra,
+        }
+
+    def start(self) -> PrivatePostfix:
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        self.config.mkdir(parents=True)
+        (self.config / "main.cf").write_text(
+            "".join(f"{k} = {v}\n" for k, v in self.settings().items())
+        )
+        (self.config / "master.cf").write_text(SERVICES.format(port=f"127.0.0.1:{self.port}"))
+        for name in ("dynamicmaps.cf", "postfix-files"):
+            shutil.copy(f"/etc/postfix/{name}", self.config / name)
+        shutil.copytree("/etc/postfix/postfix-files.d", self.config / "postfix-files.d")
+        shutil.copytree("/etc/postfix/dynamicmaps.cf.d", self.config / "dynamicmaps.cf.d")
+        (self.folder / "spool").mkdir()
+        (self.folder / "data").mkdir()
+        shutil.chown(self.folder / "data", "postfix", "postfix")
+        self._postfix("check")
+        self._postfix("start")
+        deadline = time.monotonic() + 20
+        while not self._listening():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"postfix did not start: {self.log_text()[-2000:]}")
+            time.sleep(0.1)
+        return self
+
+    def _listening(self) -> bool:
+        import socket
+
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def _postfix(self, command: str) -> None:
+        done = subprocess.run(
+            [POSTFIX, "-c", str(self.config), command], capture_output=True, text=True
+        )
+        if done.returncode != 0 and command != "stop":
+            raise RuntimeError(f"postfix {command}: {done.stderr.strip()}")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def delivered(self) -> int:
+        return self.log_text().count(" status=sent ")
+
+    def wait_delivered(self, count: int, timeout: float = 600) -> int:
+        deadline = time.monotonic() + timeout
+        while (n := self.delivered()) < count and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return n
+
+    def stop(self) -> None:
+        self._postfix("stop")
+
+    def __enter__(self) -> PrivatePostfix:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -646,7 +646,13 @@ def campaigns_show(
     typer.echo(f"issue:      {c.issue_path} ({c.content_hash[:12]})")
     typer.echo(f"subject:    {c.subject}")
     typer.echo(f"segment:    {c.segment}")
+    typer.echo(f"state:      {c.state}")
     typer.echo(f"created:    {_when(c.created_at)}")
+    if c.send_at is not None:
+        typer.echo(f"send at:    {_when(c.send_at)}")
+    if c.git_commit:
+        changed = " (the file had uncommitted changes)" if c.git_dirty else ""
+        typer.echo(f"git commit: {c.git_commit}{changed}")
     typer.echo(
         f"recipients: {c.recipients}: {n['sent']} sent, {n['deferred']} deferred, "
         f"{n['failed']} failed, {n['skipped']} skipped, {n['pending'] + n['sending']} pending"

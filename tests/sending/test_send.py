@@ -508,3 +508,69 @@ def test_international_addresses(
     assert handler.to("ana@xn--exmple-cua.com")[0].message["To"] == "Ana <ana@xn--exmple-cua.com>"
     assert ledger(audience)["josé@example.com"] == "failed"
     assert "needs SMTPUTF8" in run("campaigns", "show", "1")[1]
+
+
+def test_verify_tells_the_copy_we_sent_from_any_other(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    handler = FaultHandler()
+    with Server(handler) as server:
+        use(monkeypatch, server.port)
+        assert live()[0] == 0
+    raw = handler.to("p2@example.com")[0].data
+    # As a mail program saves it: a Received header in front, LF line ends.
+    saved = tmp_path / "saved.eml"
+    saved.write_bytes(
+        b"Received: from relay by mx; Mon, 31 May 2021 09:00:01 +0000\n"
+        + raw.replace(b"\r\n", b"\n")
+    )
+    code, out, _ = run("campaigns", "verify", "1", "p2@example.com", str(saved))
+    assert code == 0, out
+    assert out.startswith(f"{saved}: this is the copy of campaign 1 sent to p2@example.com")
+    # Someone else's copy, and an altered one, are not.
+    code, out, _ = run("campaigns", "verify", "1", "p3@example.com", str(saved))
+    assert code == 1
+    assert "this is not the copy of campaign 1 we sent to p3@example.com" in out
+    saved.write_bytes(raw.replace(b"Subject: ", b"Subject: Re: ", 1))
+    assert run("campaigns", "verify", "1", "p2@example.com", str(saved))[0] == 1
+
+
+def test_a_campaign_freezes_its_render_and_records_its_git_commit(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "issues").mkdir(parents=True)
+    issue = repo / "issues" / "2021-05.yaml"
+    issue.write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "May"]):
+        subprocess.run(
+            ["git", "-C", str(repo), "-c", "user.name=E", "-c", "user.email=e@example.org", *args],
+            check=True,
+        )
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    monkeypatch.setenv("NEWSLETTER_SMTP_PAUSE_AFTER", "50")
+    handler = FaultHandler(rcpt_replies={"p5@example.com": "451 4.7.1 try later"})
+    with Server(handler) as server:
+        use(monkeypatch, server.port)
+        code, _, err = run("send", str(issue), "--live", "--yes")
+        assert code == 0, err
+        _, shown, _ = run("campaigns", "show", "1")
+        assert f"git commit: {head}\n" in shown
+        # The theme changes after the campaign was made: the retry sends the frozen copy.
+        theme = tmp_path / "templates"
+        import shutil
+
+        shutil.copytree(ROOT / "templates", theme)
+        text = theme / "default" / "issue.txt.j2"
+        text.write_text(text.read_text().replace("Hello", "Howdy"))
+        monkeypatch.setenv("NEWSLETTER_TEMPLATES_DIR", str(theme))
+        handler.rcpt_replies.clear()
+        assert run("campaigns", "retry", "1")[0] == 0
+    first = handler.to("p1@example.com")[0].message.get_body(("plain",)).get_content()
+    retried = handler.to("p5@example.com")[0].message.get_body(("plain",)).get_content()
+    assert "Hello Person 1," in first
+    assert "Hello Person 5," in retried  # not "Howdy": the bytes frozen in the campaign

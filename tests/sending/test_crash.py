@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,45 +15,20 @@ import sqlalchemy as sa
 
 from newsletter.audience.db import subscribers
 from newsletter.sending.tables import deliveries
-from tests.conftest import ROOT, SAMPLE
 from tests.sending.smtp_server import FaultHandler, Server
+from tests.sending.test_engine import env_for, live, people
 
 
 def _env(tmp_path: Path, port: int, db_url: str, rate: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env |= {
-        "NEWSLETTER_DATABASE_URL": db_url,
-        "NEWSLETTER_SECRET_KEY": "crash-test-key",
-        "NEWSLETTER_TEMPLATES_DIR": str(ROOT / "templates"),
-        "NEWSLETTER_SEGMENTS_FILE": str(ROOT / "segments.yaml"),
-        "NEWSLETTER_SMTP_HOST": "127.0.0.1",
-        "NEWSLETTER_SMTP_PORT": str(port),
-        "NEWSLETTER_SMTP_SECURITY": "none",
-        "NEWSLETTER_SMTP_CONNECTIONS": "2",
-        "NEWSLETTER_SMTP_RATE": rate,
-        "NEWSLETTER_SMTP_TIMEOUT": "5",
-    }
-    return env
+    return env_for(db_url, port, smtp_rate=rate)
 
 
 def _send(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "send", str(SAMPLE), "--live", "--yes"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-    )
+    return live(env)
 
 
-def _subscribe(engine: sa.Engine, tmp_path: Path, people: int) -> str:
-    """Import r0@ ... r{people-1}@example.com; returns the database URL for a subprocess."""
-    from newsletter.audience.csvio import import_csv
-
-    csv = tmp_path / "people.csv"
-    csv.write_text("email,name\n" + "".join(f"r{i}@example.com,R {i}\n" for i in range(people)))
-    import_csv(engine, csv, list_name="bulletin", default_list="bulletin")
-    return engine.url.render_as_string(hide_password=False)
+def _subscribe(engine: sa.Engine, tmp_path: Path, people_count: int) -> str:
+    return people(engine, tmp_path, people_count)
 
 
 def test_sigkill_mid_campaign_then_resume(engine: sa.Engine, tmp_path: Path) -> None:

@@ -47,3 +47,52 @@ def snapshot(engine: sa.Engine) -> list[object]:
 
 def token_for(engine: sa.Engine, email_address: str, scope: str = "c1", key: str = KEY) -> str:
     return tokens.sign(key, get_subscriber(engine, email_address).id, scope)
+
+
+class Served:
+    """The app under a real uvicorn on a loopback port, in a thread."""
+
+    def __init__(self, settings: object) -> None:
+        import threading
+        import time
+
+        import uvicorn
+
+        from tests.sending.smtp_server import free_port
+
+        self.port = free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                create_web_app(settings),  # type: ignore[arg-type]
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+            )
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def one_click(self, token: str) -> int:
+        """The RFC 8058 POST a mailbox provider sends; returns the status."""
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request(
+            "POST",
+            f"/unsubscribe/{token}",
+            body="List-Unsubscribe=One-Click",
+            headers={
+                "Host": "newsletter.example.org",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        response = conn.getresponse()
+        self.location = response.getheader("Location")
+        return response.status
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

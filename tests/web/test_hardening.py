@@ -21,8 +21,7 @@ from newsletter.errors import ConfigError
 from newsletter.settings import load_settings
 from newsletter.web import common
 from newsletter.web.app import create_web_app
-from tests.sending.smtp_server import free_port
-from tests.web.conftest import KEY, runner, snapshot, token_for
+from tests.web.conftest import KEY, Served, runner, snapshot, token_for
 
 ANA = "ana.perez@example.com"
 SCOPES = ["c1", "l-bulletin", "l-events", "test", "prefs", "confirm-bulletin", "unknown"]
@@ -158,45 +157,24 @@ def test_an_answer_that_fails_changes_nothing(site, monkeypatch: pytest.MonkeyPa
     assert snapshot(engine) == before
 
 
-def test_a_locked_database_stalls_no_other_request(site, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import uvicorn
-
+def test_a_locked_database_stalls_no_other_request(site) -> None:  # type: ignore[no-untyped-def]
     _, engine, settings = site
     if engine.dialect.name != "sqlite":
         pytest.skip("the write lock is SQLite's")
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_web_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
+    served = Served(settings)
     token = token_for(engine, ANA)
     results: dict[str, int] = {}
 
     def post() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request(
-            "POST",
-            f"/unsubscribe/{token}",
-            body="List-Unsubscribe=One-Click",
-            headers={
-                "Host": "newsletter.example.org",
-                "Content-Type": "application/x-www-form-urlencoded",
-            },
-        )
-        results["post"] = conn.getresponse().status
+        results["post"] = served.one_click(token)
 
-    path = engine.url.database
-    locker = sqlite3.connect(path, timeout=0)
+    locker = sqlite3.connect(engine.url.database, timeout=0)  # type: ignore[arg-type]
     try:
         locker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
         poster = threading.Thread(target=post)
         poster.start()
         time.sleep(0.3)  # the POST is now waiting for the lock
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
         conn.request("GET", "/archive/", headers={"Host": "newsletter.example.org"})
         assert conn.getresponse().status == 200
         # The GET was answered while the POST still waits: the event loop is free.
@@ -205,7 +183,6 @@ def test_a_locked_database_stalls_no_other_request(site, tmp_path) -> None:  # t
         locker.rollback()
         locker.close()
     poster.join(timeout=30)
+    served.close()
     assert results["post"] == 200
     assert get_subscriber(engine, ANA).status == "unsubscribed"
-    server.should_exit = True
-    thread.join(timeout=10)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,8 +19,7 @@ from newsletter.cli import app as cli
 from newsletter.settings import load_settings
 from newsletter.web.app import create_web_app
 from tests.conftest import SAMPLE
-from tests.sending.smtp_server import free_port
-from tests.web.conftest import BASE, KEY, runner, snapshot, token_for
+from tests.web.conftest import BASE, KEY, Served, runner, snapshot, token_for
 
 
 def test_one_click_unsubscribe_rfc8058(site) -> None:  # type: ignore[no-untyped-def]
@@ -342,39 +339,14 @@ def test_archive_lists_only_issues_sent_live_and_has_a_feed(site) -> None:  # ty
 
 
 def test_a_real_uvicorn_on_loopback(site) -> None:  # type: ignore[no-untyped-def]
-    import http.client
-
-    import uvicorn
-
     _, engine, settings = site
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_web_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    served = Served(settings)
     try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        token = token_for(engine, "ana.perez@example.com")
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request(
-            "POST",
-            f"/unsubscribe/{token}",
-            body="List-Unsubscribe=One-Click",
-            headers={
-                "Host": "newsletter.example.org",
-                "Content-Type": "application/x-www-form-urlencoded",
-            },
-        )
-        response = conn.getresponse()
-        assert response.status == 200
-        assert response.getheader("Location") is None
+        assert served.one_click(token_for(engine, "ana.perez@example.com")) == 200
+        assert served.location is None
         assert get_subscriber(engine, "ana.perez@example.com").status == "unsubscribed"
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        served.close()
 
 
 def test_no_get_changes_anything(site) -> None:  # type: ignore[no-untyped-def]

@@ -388,7 +388,7 @@ CLIENTS = {
     "newsletter": newsletter,
     "newsletter-dkim": newsletter_dkim,
 }
-SINK_CLIENTS = ["ceiling", "naive", "aiosmtplib", "newsletter"]
+SINK_CLIENTS = ["ceiling", "naive", "aiosmtplib", "newsletter", "newsletter-dkim"]
 POSTFIX_CLIENTS = [
     "ceiling",
     "ceiling8",
@@ -496,7 +496,8 @@ def main() -> None:
         print(
             f"ratios: newsletter / ceiling = {results['newsletter'] / results['ceiling']:.2f}, "
             f"newsletter / naive = {results['newsletter'] / results['naive']:.1f}x, "
-            f"aiosmtplib / ceiling = {results['aiosmtplib'] / results['ceiling']:.2f}"
+            f"aiosmtplib / ceiling = {results['aiosmtplib'] / results['ceiling']:.2f}, "
+            f"DKIM on / off = {results['newsletter-dkim'] / results['newsletter']:.2f}"
         )
     finally:
         server.terminate()

@@ -138,6 +138,7 @@ class Settings(BaseSettings):
     worker_poll: Seconds = Field(default=10.0, gt=0, le=3600)
     test_recipients: str = ""
     unsubscribe_mailto: HeaderAddress | None = None
+    bounce_address: HeaderAddress | None = None
 
     dkim_domain: Annotated[str, AfterValidator(_dns_name)] | None = None
     dkim_selector: Annotated[str, AfterValidator(_dns_name)] | None = None
@@ -151,6 +152,7 @@ class Settings(BaseSettings):
         "smtp_username",
         "smtp_password",
         "unsubscribe_mailto",
+        "bounce_address",
         "dkim_domain",
         "dkim_selector",
         "dkim_key_file",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 
 from newsletter.errors import NewsletterError
@@ -124,3 +125,50 @@ def verify_for(
     if kind not in kinds:
         raise BadToken(f"a {kind or 'unknown'} link cannot be used here")
     return subscriber_id, scope
+
+
+# The return path: each message's envelope sender is bounces+TAG@domain (VERP), with TAG a
+# short signed pair, so a bounce names the delivery it is about whatever the returned copy
+# kept of our headers. Kinds: c (a campaign's delivery: campaign, subscriber), t (a test
+# send: stamp, number), k (a confirmation email: subscriber, time).
+VERP_KINDS = ("c", "t", "k")
+_VERP = re.compile(r"([ctk])(\d{1,20})-(\d{1,20})-([0-9a-f]{12})")
+
+
+def _verp_mac(key: str, kind: str, first: int, second: int) -> str:
+    return hmac.new(
+        key.encode("utf-8"), f"verp.{kind}.{first}.{second}".encode(), hashlib.sha256
+    ).hexdigest()[:12]
+
+
+def bounce_address(settings: Settings) -> str:
+    return settings.bounce_address or f"bounces@{settings.sender_domain()}"
+
+
+def return_path(settings: Settings, key: str, kind: str, first: int, second: int) -> str:
+    """The envelope sender for one message: bounces+TAG@domain."""
+    assert kind in VERP_KINDS
+    local, _, domain = bounce_address(settings).rpartition("@")
+    tag = f"{kind}{first}-{second}-{_verp_mac(key, kind, first, second)}"
+    return f"{local}+{tag}@{domain}"
+
+
+def read_return_path(settings: Settings, address: str) -> tuple[str, int, int] | None:
+    """(kind, first, second) of a genuine VERP address of ours, else None (any key, the
+    current or a previous one, may have signed it)."""
+    local, _, domain = address.strip().strip("<>").rpartition("@")
+    base_local, _, base_domain = bounce_address(settings).rpartition("@")
+    if domain.lower() != base_domain.lower() or "+" not in local:
+        return None
+    prefix, _, tag = local.partition("+")
+    match = _VERP.fullmatch(tag.lower())
+    if prefix.lower() != base_local.lower() or match is None:
+        return None
+    kind, first, second, mac = match[1], int(match[2]), int(match[3]), match[4]
+    try:
+        keys = _keys(settings)
+    except NewsletterError:
+        return None
+    if not any(hmac.compare_digest(_verp_mac(k, kind, first, second), mac) for k in keys):
+        return None
+    return kind, first, second

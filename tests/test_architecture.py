@@ -23,6 +23,7 @@ LAYERS = {
     "audience": 3,
     "sending": 4,
     "checks": 5,
+    "mailbox": 5,
     "services": 6,
     "cli": 7,
     "console": 7,

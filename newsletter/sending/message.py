@@ -45,6 +45,7 @@ ALLOWED_HEADERS = frozenset(
         "List-Id",
         "X-Newsletter-Campaign",
         "X-Newsletter-Subscriber",
+        "Feedback-ID",
         "DKIM-Signature",
     )
 )
@@ -167,6 +168,7 @@ class MessageTemplate:
         view_online_url: str,
         reply_to: Address | None = None,
         dkim: DkimSigner | None = None,
+        feedback_id: str | None = None,
     ) -> None:
         self.rendered = rendered
         self.view_online_url = view_online_url
@@ -185,6 +187,9 @@ class MessageTemplate:
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             ("X-Newsletter-Campaign", header_safe(campaign)),
         ]
+        if feedback_id is not None:
+            # Gmail's feedback loop aggregates complaints by this (campaign:list:kind:sender).
+            fixed.append(("Feedback-ID", header_safe(feedback_id)))
         self.fixed = _header_lines(fixed)
         check_header_block(self.fixed)
         self.content_type = (
@@ -317,6 +322,7 @@ def campaign_template(
         campaign=campaign,
         view_online_url=settings.public_url("archive", rendered.slug) + "/",
         dkim=dkim,
+        feedback_id=f"{campaign}:{settings.default_list}:newsletter:{settings.sender_domain()}",
     )
 
 

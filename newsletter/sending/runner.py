@@ -154,8 +154,7 @@ class Pool:
         self.transport = transport
         self.limiter = RateLimiter(settings.smtp_rate, settings.smtp_hourly_limit)
         self.stop = threading.Event()
-        self.sender = settings.from_address
-        self.jobs: queue.Queue[tuple[Callable[[], bytes], str, str, queue.Queue[Any]] | None]
+        self.jobs: queue.Queue[tuple[Callable[[], bytes], str, str, str, queue.Queue[Any]] | None]
         self.jobs = queue.Queue()
         count = settings.smtp_connections if settings.smtp_host else 1
         self.threads = [
@@ -166,18 +165,22 @@ class Pool:
 
     def _work(self) -> None:
         while (job := self.jobs.get()) is not None:
-            build, recipient, key, answer = job
+            build, sender, recipient, key, answer = job
             if self.stop.is_set() or not self.limiter.acquire(self.stop):
                 answer.put(None)  # never started
                 continue
             try:
-                answer.put(deliver(self.transport, self.sender, recipient, build, key))
+                answer.put(deliver(self.transport, sender, recipient, build, key))
             except BaseException as exc:  # SendAborted: the caller raises it
                 answer.put(exc)
 
-    def submit(self, build: Callable[[], bytes], recipient: str, key: str) -> queue.Queue[Any]:
+    def submit(
+        self, build: Callable[[], bytes], sender: str, recipient: str, key: str
+    ) -> queue.Queue[Any]:
+        """Send build()'s message from the envelope sender to recipient; the answer
+        queue gets (outcome, hash), None if it never started, or an exception."""
         answer: queue.Queue[Any] = queue.Queue(maxsize=1)
-        self.jobs.put((build, recipient, key, answer))
+        self.jobs.put((build, sender, recipient, key, answer))
         return answer
 
     def close(self) -> None:
@@ -209,6 +212,7 @@ class Stop:
 class _Job:
     claim: ledger.Claim
     build: Callable[[], bytes]
+    sender: str  # the envelope sender: this delivery's return path
     key: str
 
 
@@ -222,7 +226,6 @@ class _Couriers:
         # Set when this run ends, whatever the reason: queued rows are not started.
         self.halt = threading.Event()
         self.limiter = RateLimiter(settings.smtp_rate, settings.smtp_hourly_limit)
-        self.sender = settings.from_address
         self.jobs: queue.Queue[_Job | None] = queue.Queue()
         self.results: queue.Queue[ledger.Result | BaseException] = queue.Queue()
         count = settings.smtp_connections if settings.smtp_host else 1
@@ -241,7 +244,7 @@ class _Couriers:
                 continue
             try:
                 outcome, digest = deliver(
-                    self.transport, self.sender, job.claim.email, job.build, job.key
+                    self.transport, job.sender, job.claim.email, job.build, job.key
                 )
             except BaseException as exc:
                 self.results.put(exc)
@@ -338,7 +341,10 @@ def run_campaign(
                     summary.resent += claim_.resent
                     build = _builder(template, settings, key, campaign.id, ident, claim_)
                     name = f"c{campaign.id}.s{claim_.subscriber_id}"
-                    couriers.jobs.put(_Job(claim_, build, name))
+                    sender = tokens.return_path(
+                        settings, key, "c", campaign.id, claim_.subscriber_id
+                    )
+                    couriers.jobs.put(_Job(claim_, build, sender, name))
                     outstanding += 1
             if outstanding == 0 and not more:
                 asked = stop.requested.is_set()

@@ -76,9 +76,9 @@ def send_test(path: Path | str, settings: Settings, to: list[str] | None = None)
                 unsubscribe_url=settings.public_url("unsubscribe", token),
                 unsubscribe_mailto=unsubscribe_mailto(settings, token),
             )
-            futures.append(
-                (email, pool.submit(functools.partial(template.build, to_), email, f"{stamp}-{n}"))
-            )
+            sender = tokens.return_path(settings, key, "t", int(stamp), n)
+            build = functools.partial(template.build, to_)
+            futures.append((email, pool.submit(build, sender, email, f"{stamp}-{n}")))
         for email, answer in futures:
             result = answer.get()
             if isinstance(result, BaseException):

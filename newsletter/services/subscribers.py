@@ -251,10 +251,11 @@ def send_confirmation(settings: Settings, address: str, subscriber_id: int, list
     from newsletter.sending.message import confirmation_message
     from newsletter.sending.transport import make_transport
 
+    key = tokens.signing_key(settings)
     link = settings.public_url(
-        "confirm",
-        tokens.sign(tokens.signing_key(settings), subscriber_id, tokens.confirm_scope(list_name)),
+        "confirm", tokens.sign(key, subscriber_id, tokens.confirm_scope(list_name))
     )
+    now = int(time.time())
     raw = confirmation_message(
         settings,
         address,
@@ -266,7 +267,10 @@ def send_confirmation(settings: Settings, address: str, subscriber_id: int, list
     try:
         transport.open()
         transport.send(
-            settings.from_address, address, raw, key=f"confirm-{subscriber_id}-{int(time.time())}"
+            tokens.return_path(settings, key, "k", subscriber_id, now),
+            address,
+            raw,
+            key=f"confirm-{subscriber_id}-{now}",
         )
     except NewsletterError:
         pass  # the relay is down; the person can ask again, and nothing leaks to the page

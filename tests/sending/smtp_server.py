@@ -26,6 +26,7 @@ def free_port() -> int:
 class Received:
     rcpt: str
     data: bytes
+    mail_from: str = ""
 
     @property
     def message(self) -> EmailMessage:
@@ -59,7 +60,7 @@ class FaultHandler:
         reply = self.data_replies.get(rcpt)
         if reply:
             return reply
-        item = Received(rcpt, envelope.original_content or envelope.content)
+        item = Received(rcpt, envelope.original_content or envelope.content, envelope.mail_from)
         with self.lock:
             self.received.append(item)
         if self.on_message is not None:

@@ -574,3 +574,37 @@ def test_a_campaign_freezes_its_render_and_records_its_git_commit(
     retried = handler.to("p5@example.com")[0].message.get_body(("plain",)).get_content()
     assert "Hello Person 1," in first
     assert "Hello Person 5," in retried  # not "Howdy": the bytes frozen in the campaign
+
+
+def test_every_message_has_its_own_signed_return_path_and_a_feedback_id(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter import tokens
+    from newsletter.settings import load_settings
+
+    monkeypatch.setenv("NEWSLETTER_BOUNCE_ADDRESS", "bounces@news.example.org")
+    monkeypatch.setenv("NEWSLETTER_TEST_RECIPIENTS", "editor@example.org")
+    handler = FaultHandler()
+    with Server(handler) as server:
+        use(monkeypatch, server.port)
+        assert live()[0] == 0
+        assert run("send", str(SAMPLE), "--test")[0] == 0
+    settings = load_settings()
+    seen = set()
+    for item in handler.received:
+        local, _, domain = item.mail_from.rpartition("@")
+        assert domain == "news.example.org" and local.startswith("bounces+")
+        found = tokens.read_return_path(settings, item.mail_from)
+        assert found is not None, item.mail_from
+        seen.add(found[0])
+        if found[0] == "c":
+            sid = get_subscriber(audience, item.rcpt).id
+            assert found[1:] == (1, sid)
+            assert item.message["Feedback-ID"] == "campaign-1:bulletin:newsletter:example.org"
+    assert seen == {"c", "t"}
+    # A tag altered, or signed with another key, is not ours.
+    genuine = handler.to("p1@example.com")[0].mail_from
+    assert tokens.read_return_path(settings, genuine.replace("c1-", "c2-")) is None
+    assert tokens.read_return_path(settings, genuine.replace("news.", "other.")) is None
+    forged = tokens.return_path(settings, "another key", "c", 1, 1)
+    assert tokens.read_return_path(settings, forged) is None

@@ -135,10 +135,15 @@ segments_app = typer.Typer(
     help="See the segments declared in the segments file.", no_args_is_help=True
 )
 db_app = typer.Typer(help="The subscriber database.", no_args_is_help=True)
+mailbox_app = typer.Typer(
+    help="Read bounces, complaints and mailto unsubscribes, and act on them.",
+    no_args_is_help=True,
+)
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(lists_app, name="lists")
 app.add_typer(segments_app, name="segments")
 app.add_typer(db_app, name="db")
+app.add_typer(mailbox_app, name="mailbox")
 
 ListOption = Annotated[
     str | None, typer.Option("--list", help="List name. [default: NEWSLETTER_DEFAULT_LIST]")
@@ -268,6 +273,14 @@ def subscribers_show(
     ]
     for label, value in rows:
         typer.echo(f"{label + ':':<12}{value}".rstrip())
+    from newsletter.services.mailbox import events_of
+
+    for event in events_of(_settings(), s.id):
+        campaign = f" (campaign {event.campaign_id})" if event.campaign_id else ""
+        report = f"report {event.report_id}" if event.report_id else ""
+        evidence = ", ".join(x for x in (event.status, event.diagnostic, report) if x)
+        line = f"{_when(event.at)} {event.kind}{campaign}"
+        typer.echo(f"{'event:':<12}{line}" + (f": {evidence}" if evidence else ""))
 
 
 @subscribers_app.command("list")
@@ -657,6 +670,11 @@ def campaigns_show(
         f"recipients: {c.recipients}: {n['sent']} sent, {n['deferred']} deferred, "
         f"{n['failed']} failed, {n['skipped']} skipped, {n['pending'] + n['sending']} pending"
     )
+    from newsletter.services.mailbox import campaign_events
+
+    returned = campaign_events(_settings(), c.id)
+    if returned:
+        typer.echo("came back: " + ", ".join(f"{n} {kind}" for kind, n in sorted(returned.items())))
     for p in report.problems:
         who = p.email or f"subscriber {p.subscriber_id} (erased)"
         when = (
@@ -752,6 +770,21 @@ def campaigns_verify(
     typer.echo(f"{message}: {verdict.explanation}")
     if not verdict.matches:
         raise typer.Exit(1)
+
+
+@mailbox_app.command("process")
+@reports_errors
+def mailbox_process() -> None:
+    """Read NEWSLETTER_MAILBOX_URL once: bounces mark subscribers bounced, complaints and
+    mailto unsubscribes unsubscribe them; every report is filed in Processed or, if not
+    recognised, in Unrecognised. Nothing is deleted; running it again changes nothing.
+
+    Example: newsletter mailbox process
+    """
+    from newsletter.services import mailbox
+
+    summary = mailbox.process(_settings(), report=lambda line: typer.echo(line))
+    typer.echo(f"Mailbox: {summary.line()}")
 
 
 @app.command()

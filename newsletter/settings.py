@@ -139,6 +139,12 @@ class Settings(BaseSettings):
     test_recipients: str = ""
     unsubscribe_mailto: HeaderAddress | None = None
     bounce_address: HeaderAddress | None = None
+    mailbox_url: str | None = None
+    mailbox_password: Secret = None
+    mailbox_ca_file: Annotated[Path | None, AfterValidator(_existing_file)] = None
+    soft_bounce_limit: int = Field(default=3, ge=1, le=100)
+    soft_bounce_campaigns: int = Field(default=2, ge=1, le=100)
+    soft_bounce_days: int = Field(default=30, ge=1, le=3650)
 
     dkim_domain: Annotated[str, AfterValidator(_dns_name)] | None = None
     dkim_selector: Annotated[str, AfterValidator(_dns_name)] | None = None
@@ -153,6 +159,9 @@ class Settings(BaseSettings):
         "smtp_password",
         "unsubscribe_mailto",
         "bounce_address",
+        "mailbox_url",
+        "mailbox_password",
+        "mailbox_ca_file",
         "dkim_domain",
         "dkim_selector",
         "dkim_key_file",
@@ -186,6 +195,10 @@ class Settings(BaseSettings):
 
     def sender_domain(self) -> str:
         return self.from_address.rpartition("@")[2]
+
+    def unsubscribe_address(self) -> str:
+        """Where the List-Unsubscribe mailto leads."""
+        return self.unsubscribe_mailto or f"unsubscribe@{self.sender_domain()}"
 
     def public_url(self, *parts: str) -> str:
         """An absolute link under the public base URL."""

@@ -83,6 +83,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create("subscribers", "lists", "subscriptions", "tags", "suppressions"),
     _create("campaigns", "deliveries"),
     _complete("campaigns", "deliveries"),
+    _create("events", "mailbox_reports"),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

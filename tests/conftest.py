@@ -98,6 +98,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     """A fresh subscriber database: a real SQLite file, and PostgreSQL too when
     NEWSLETTER_TEST_POSTGRES_URL names one (its tables are dropped first)."""
     import newsletter.audience.db
+    import newsletter.mailbox.tables
     import newsletter.sending.tables  # noqa: F401  (declare every table)
     from newsletter.store import make_engine, metadata, upgrade
 

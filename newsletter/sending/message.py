@@ -296,8 +296,7 @@ class MessageTemplate:
 
 def unsubscribe_mailto(settings: Settings, token: str) -> str:
     """The mailto: URI of List-Unsubscribe, carrying the same token as the https one."""
-    target = settings.unsubscribe_mailto or f"unsubscribe@{settings.sender_domain()}"
-    return f"mailto:{target}?subject=unsubscribe%20{token}"
+    return f"mailto:{settings.unsubscribe_address()}?subject=unsubscribe%20{token}"
 
 
 def campaign_template(

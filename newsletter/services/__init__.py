@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 def _declare_tables() -> None:
     # Each package declares its own tables on the store's metadata.
     import newsletter.audience.db
+    import newsletter.mailbox.tables
     import newsletter.sending.tables  # noqa: F401
 
 

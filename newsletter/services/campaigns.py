@@ -295,8 +295,18 @@ def work(
     """The worker: start scheduled campaigns whose time has come, send what is due
     (deferred deliveries when their time comes, rows whose sender died), and again, until
     stop. Several workers, on several machines over PostgreSQL, share the work."""
+    from newsletter.services import mailbox
+
     engine = database(settings)
     while not stop.requested.is_set():
+        if settings.mailbox_url:
+            try:
+                returned = mailbox.process(settings)
+            except NewsletterError as exc:
+                report(f"mailbox: {exc}")
+            else:
+                if returned.counts:
+                    report(f"mailbox: {returned.line()}")
         for cid in ledger.start_due(engine, utcnow()):
             report(f"campaign {cid}: its time has come; sending")
         for cid in ledger.work_left(engine):

@@ -1,0 +1,169 @@
+"""The loop back, end to end: a campaign goes out to a real SMTP server; bounces, a
+complaint, a mailto unsubscribe, an auto-reply and a stray message come back into a
+mailbox; `newsletter mailbox process` acts on them; the next campaign skips exactly the
+people who bounced, complained or left."""
+
+from __future__ import annotations
+
+import mailbox
+import re
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from newsletter.audience.subscribers import get_subscriber
+from newsletter.cli import app
+from tests.conftest import ROOT, SAMPLE
+from tests.sending.smtp_server import FaultHandler, Received, Server
+
+runner = CliRunner()
+CORPUS = ROOT / "tests" / "data" / "mailbox"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def dsn(item: Received, status: str, action: str = "failed", *, copy: bool = True) -> bytes:
+    """A Postfix-style RFC 3464 report, sent to the message's own return path, about it,
+    returning its headers (or, copy=False, a stranger's)."""
+    template = (CORPUS / "rfc3464-postfix-hard.eml").read_text().replace("\r\n", "\n")
+    head, _, _ = template.partition("Content-Type: text/rfc822-headers\n\n")
+    returned = item.data.split(b"\r\n\r\n", 1)[0].decode().replace("\r\n", "\n")
+    if not copy:
+        returned = "From: someone@else.org\nSubject: not ours\nMessage-ID: <x@else.org>"
+    template = f"{head}Content-Type: text/rfc822-headers\n\n{returned}\n\n--B1--\n"
+    text = template.replace("bounces+c1-7-0123456789ab@example.org", item.mail_from)
+    text = text.replace("ana.perez@example.com", item.rcpt).replace("5.1.1", status)
+    text = text.replace("Action: failed", f"Action: {action}")
+    text = text.replace("<20210531090001.AB12@mx.example.com>", f"<dsn.{item.rcpt}>")
+    return text.replace("\n", "\r\n").encode()
+
+
+def complaint(item: Received) -> bytes:
+    """An ARF report whose returned copy is the message itself (no address given)."""
+    headers = item.data.split(b"\r\n\r\n", 1)[0].decode()
+    return (
+        "From: feedback@arf.mail.yahoo.com\r\nTo: fbl@example.org\r\n"
+        "Subject: complaint\r\nMessage-ID: <arf.x@yahoo.com>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="R"\r\n\r\n'
+        "--R\r\nContent-Type: text/plain\r\n\r\nAn abuse report.\r\n"
+        "--R\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n"
+        "Version: 1\r\n\r\n"
+        f"--R\r\nContent-Type: text/rfc822-headers\r\n\r\n{headers}\r\n\r\n--R--\r\n"
+    ).encode()
+
+
+def mailto_unsubscribe(item: Received) -> bytes:
+    target = item.message["List-Unsubscribe"]
+    match = re.search(r"mailto:([^?]+)\?subject=unsubscribe%20([^>]+)>", target)
+    assert match
+    return (
+        f"From: {item.rcpt}\r\nTo: {match.group(1)}\r\nSubject: unsubscribe {match.group(2)}\r\n"
+        f"Message-ID: <unsub.{item.rcpt}>\r\n\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def audience(engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
+    rows = "".join(f"p{i}@example.com,Person {i}\n" for i in range(1, 9))
+    (tmp_path / "people.csv").write_text("email,name\n" + rows)
+    assert run("subscribers", "import", str(tmp_path / "people.csv"))[0] == 0
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "mailbox-test-key")
+    monkeypatch.setenv("NEWSLETTER_SEGMENTS_FILE", str(ROOT / "segments.yaml"))
+    monkeypatch.setenv("NEWSLETTER_SMTP_SECURITY", "none")
+    monkeypatch.setenv("NEWSLETTER_SMTP_HOST", "127.0.0.1")
+    return engine
+
+
+def test_the_loop_back_through_a_maildir(
+    audience: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = FaultHandler()
+    with Server(handler) as server:
+        monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(server.port))
+        assert run("send", str(SAMPLE), "--live", "--yes")[0] == 0
+        sent = {r.rcpt: r for r in handler.received}
+        assert len(sent) == 8
+
+        box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+        box.add(dsn(sent["p1@example.com"], "5.1.1"))  # hard: bounced
+        box.add(dsn(sent["p2@example.com"], "4.2.2"))  # soft, once: still active
+        box.add(dsn(sent["p3@example.com"], "4.4.1", action="delayed"))  # a delay: nothing
+        box.add(complaint(sent["p4@example.com"]))  # complained
+        box.add(mailto_unsubscribe(sent["p5@example.com"]))  # unsubscribed
+        box.add((CORPUS / "out-of-office-auto-submitted.eml").read_bytes())
+        box.add((CORPUS / "human-reply.eml").read_bytes())
+        stranger = dsn(sent["p6@example.com"], "5.1.1", copy=False)
+        stranger = stranger.replace(b"p6@example.com", b"x@else.org")
+        box.add(stranger.replace(b"bounces+c1-", b"bounces+c9-"))  # no delivery of ours
+        monkeypatch.setenv("NEWSLETTER_MAILBOX_URL", f"maildir:{tmp_path / 'Maildir'}")
+        code, out, err = run("mailbox", "process")
+        assert code == 0, (out, err)
+        assert out.splitlines()[-1] == (
+            "Mailbox: 1 bounce, 1 soft-bounce, 1 delayed, 1 complaint, 1 unsubscribe, "
+            "1 autoreply, 1 unmatched, 1 unrecognised"
+        )
+        status = {
+            f"p{i}@example.com": get_subscriber(audience, f"p{i}@example.com").status
+            for i in range(1, 9)
+        }
+        assert status == {
+            "p1@example.com": "bounced",
+            "p2@example.com": "active",
+            "p3@example.com": "active",
+            "p4@example.com": "complained",
+            "p5@example.com": "unsubscribed",
+            "p6@example.com": "active",
+            "p7@example.com": "active",
+            "p8@example.com": "active",
+        }
+        # Nothing deleted: everything filed, the stray message for a person.
+        box = mailbox.Maildir(tmp_path / "Maildir", create=False)
+        assert len(box) == 0
+        assert len(box.get_folder("Processed")) == 7
+        assert len(box.get_folder("Unrecognised")) == 1
+        # The evidence is shown.
+        _, shown, _ = run("subscribers", "show", "p1@example.com")
+        assert "bounce (campaign 1): 5.1.1" in shown
+        assert "report <dsn.p1@example.com>" in shown
+        _, shown, _ = run("campaigns", "show", "1")
+        assert "came back: 1 bounce, 1 complaint, 1 delayed, 1 soft-bounce, 1 unsubscribe" in shown
+
+        # The same reports again (a crash before they were filed): nothing more happens.
+        processed = box.get_folder("Processed")
+        for key in list(processed.iterkeys()):
+            box.add(processed.get_bytes(key))
+        code, out, _ = run("mailbox", "process")
+        assert out.splitlines()[-1] == "Mailbox: 7 already"
+        with audience.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one() == 5
+
+        # The next campaign skips exactly those who bounced, complained or left.
+        handler.received.clear()
+        assert run("send", str(SAMPLE), "--live", "--yes", "--new-campaign")[0] == 0
+        assert sorted(r.rcpt for r in handler.received) == [
+            f"p{i}@example.com" for i in (2, 3, 6, 7, 8)
+        ]
+
+
+def test_soft_bounces_count_within_a_window_across_campaigns(
+    audience: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = FaultHandler()
+    box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    monkeypatch.setenv("NEWSLETTER_MAILBOX_URL", f"maildir:{tmp_path / 'Maildir'}")
+    with Server(handler) as server:
+        monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(server.port))
+        for round_ in range(3):
+            handler.received.clear()
+            extra = ["--new-campaign"] if round_ else []
+            assert run("send", str(SAMPLE), "--live", "--yes", *extra)[0] == 0
+            item = next(r for r in handler.received if r.rcpt == "p2@example.com")
+            box.add(dsn(item, "4.2.2").replace(b"<dsn.", f"<dsn{round_}.".encode()))
+            assert run("mailbox", "process")[0] == 0
+            expected = "bounced" if round_ == 2 else "active"
+            assert get_subscriber(audience, "p2@example.com").status == expected, round_

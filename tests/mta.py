@@ -139,3 +139,166 @@ class PrivatePostfix:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+DOVECOT = "/usr/sbin/dovecot"
+
+DOVECOT_CONF = """\
+protocols = imap
+listen = 127.0.0.1
+base_dir = {folder}/run
+state_dir = {folder}/state
+log_path = {folder}/dovecot.log
+info_log_path = {folder}/dovecot.log
+ssl = required
+ssl_cert = <{folder}/cert.pem
+ssl_key = <{folder}/key.pem
+auth_mechanisms = plain
+disable_plaintext_auth = yes
+first_valid_uid = {uid}
+mail_location = maildir:~/Maildir
+default_internal_user = dovecot
+default_login_user = dovenull
+service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    port = {port}
+    ssl = yes
+  }}
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0666
+  }}
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {folder}/users
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={folder}/home/%u
+}}
+"""
+
+
+def dovecot_available() -> bool:
+    return Path(DOVECOT).exists() and os.geteuid() == 0
+
+
+class PrivateDovecot:
+    """Debian's Dovecot as an IMAP server over TLS on a loopback port, with one user and
+    a self-signed certificate (`cert` is the file to trust)."""
+
+    def __init__(self, folder: Path, port: int, user: str, password: str) -> None:
+        self.folder = folder.resolve()
+        self.port, self.user, self.password = port, user, password
+        self.config = self.folder / "dovecot.conf"
+        self.cert = self.folder / "cert.pem"
+
+    def start(self) -> PrivateDovecot:
+        import pwd
+
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                str(self.folder / "key.pem"),
+                "-out",
+                str(self.cert),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        owner = pwd.getpwnam("dovecot")
+        (self.folder / "users").write_text(f"{self.user}:{{PLAIN}}{self.password}\n")
+        home = self.folder / "home" / self.user
+        home.mkdir(parents=True)
+        for path in (self.folder / "home", home):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        self.config.write_text(
+            DOVECOT_CONF.format(
+                folder=self.folder, port=self.port, uid=owner.pw_uid, gid=owner.pw_gid
+            )
+        )
+        # Dovecot forks into the background: its output goes to its log, not to a pipe
+        # this process would wait on.
+        done = subprocess.run(
+            [DOVECOT, "-c", str(self.config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"dovecot did not start: {self.folder / 'dovecot.log'}")
+        import socket
+
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            if time.monotonic() > deadline:
+                raise RuntimeError("dovecot did not start")
+            time.sleep(0.1)
+
+    def url(self) -> str:
+        return f"imaps://{self.user}@127.0.0.1:{self.port}/INBOX"
+
+    def imap(self):  # type: ignore[no-untyped-def]
+        import imaplib
+        import ssl
+
+        client = imaplib.IMAP4_SSL(
+            "127.0.0.1", self.port, ssl_context=ssl.create_default_context(cafile=self.cert)
+        )
+        client.login(self.user, self.password)
+        return client
+
+    def append(self, raw: bytes, folder: str = "INBOX") -> None:
+        client = self.imap()
+        try:
+            status, _ = client.append(folder, "", None, raw)
+            assert status == "OK", status
+        finally:
+            client.logout()
+
+    def count(self, folder: str) -> int:
+        client = self.imap()
+        try:
+            status, data = client.select(f'"{folder}"', readonly=True)
+            return int(data[0]) if status == "OK" and data and data[0] else 0
+        finally:
+            client.logout()
+
+    def stop(self) -> None:
+        subprocess.run(
+            [DOVECOT, "-c", str(self.config), "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def __enter__(self) -> PrivateDovecot:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -67,6 +67,69 @@ def mailto_unsubscribe(item: Received) -> bytes:
     ).encode()
 
 
+class Box:
+    """The mailbox the reports arrive in: a Maildir, or Dovecot over IMAPS."""
+
+    def __init__(self, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.kind = kind
+        if kind == "maildir":
+            self.maildir = mailbox.Maildir(tmp_path / "Maildir", create=True)
+            monkeypatch.setenv("NEWSLETTER_MAILBOX_URL", f"maildir:{tmp_path / 'Maildir'}")
+        else:
+            from tests.mta import PrivateDovecot, dovecot_available
+            from tests.sending.smtp_server import free_port
+
+            if not dovecot_available():
+                pytest.skip("needs Debian's dovecot-imapd and root (.ci/setup --dev)")
+            import tempfile
+
+            # Dovecot's own users must reach it: not under pytest's private folder.
+            self.folder = Path(tempfile.mkdtemp(prefix="newsletter-dovecot-"))
+            self.folder.chmod(0o755)
+            self.dovecot = PrivateDovecot(
+                self.folder / "dovecot", free_port(), "reports", "imap-Pa55"
+            ).start()
+            monkeypatch.setenv("NEWSLETTER_MAILBOX_URL", self.dovecot.url())
+            monkeypatch.setenv("NEWSLETTER_MAILBOX_PASSWORD", "imap-Pa55")
+            monkeypatch.setenv("NEWSLETTER_MAILBOX_CA_FILE", str(self.dovecot.cert))
+
+    def add(self, raw: bytes, folder: str = "INBOX") -> None:
+        if self.kind == "maildir":
+            box = self.maildir if folder == "INBOX" else self.maildir.get_folder(folder)
+            box.add(raw)
+        else:
+            self.dovecot.append(raw, folder)
+
+    def count(self, folder: str) -> int:
+        if self.kind == "maildir":
+            box = self.maildir if folder == "INBOX" else self.maildir.get_folder(folder)
+            return len(box)
+        return self.dovecot.count(folder)
+
+    def contents(self, folder: str) -> list[bytes]:
+        if self.kind == "maildir":
+            box = self.maildir.get_folder(folder)
+            return [box.get_bytes(k) for k in box.iterkeys()]
+        client = self.dovecot.imap()
+        try:
+            client.select(f'"{folder}"', readonly=True)
+            _, data = client.uid("SEARCH", "ALL")
+            found = []
+            for uid in data[0].split():
+                _, parts = client.uid("FETCH", uid, "(BODY.PEEK[])")
+                found += [bytes(p[1]) for p in parts if isinstance(p, tuple)]
+            return found
+        finally:
+            client.logout()
+
+    def close(self) -> None:
+        if self.kind != "maildir":
+            import shutil
+
+            self.dovecot.stop()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
 @pytest.fixture
 def audience(engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
     rows = "".join(f"p{i}@example.com,Person {i}\n" for i in range(1, 9))
@@ -79,17 +142,25 @@ def audience(engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     return engine
 
 
-def test_the_loop_back_through_a_maildir(
-    audience: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kind", ["maildir", "imap"])
+def test_the_loop_back(
+    audience: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    kind: str,
 ) -> None:
+    if kind == "imap" and audience.dialect.name != "sqlite":
+        pytest.skip("the IMAP server is the point here; SQLite is enough beside it")
     handler = FaultHandler()
+    box = Box(kind, tmp_path, monkeypatch)
+    request.addfinalizer(box.close)
     with Server(handler) as server:
         monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(server.port))
         assert run("send", str(SAMPLE), "--live", "--yes")[0] == 0
         sent = {r.rcpt: r for r in handler.received}
         assert len(sent) == 8
 
-        box = mailbox.Maildir(tmp_path / "Maildir", create=True)
         box.add(dsn(sent["p1@example.com"], "5.1.1"))  # hard: bounced
         box.add(dsn(sent["p2@example.com"], "4.2.2"))  # soft, once: still active
         box.add(dsn(sent["p3@example.com"], "4.4.1", action="delayed"))  # a delay: nothing
@@ -100,7 +171,6 @@ def test_the_loop_back_through_a_maildir(
         stranger = dsn(sent["p6@example.com"], "5.1.1", copy=False)
         stranger = stranger.replace(b"p6@example.com", b"x@else.org")
         box.add(stranger.replace(b"bounces+c1-", b"bounces+c9-"))  # no delivery of ours
-        monkeypatch.setenv("NEWSLETTER_MAILBOX_URL", f"maildir:{tmp_path / 'Maildir'}")
         code, out, err = run("mailbox", "process")
         assert code == 0, (out, err)
         assert out.splitlines()[-1] == (
@@ -122,10 +192,9 @@ def test_the_loop_back_through_a_maildir(
             "p8@example.com": "active",
         }
         # Nothing deleted: everything filed, the stray message for a person.
-        box = mailbox.Maildir(tmp_path / "Maildir", create=False)
-        assert len(box) == 0
-        assert len(box.get_folder("Processed")) == 7
-        assert len(box.get_folder("Unrecognised")) == 1
+        assert box.count("INBOX") == 0
+        assert box.count("Processed") == 7
+        assert box.count("Unrecognised") == 1
         # The evidence is shown.
         _, shown, _ = run("subscribers", "show", "p1@example.com")
         assert "bounce (campaign 1): 5.1.1" in shown
@@ -134,9 +203,8 @@ def test_the_loop_back_through_a_maildir(
         assert "came back: 1 bounce, 1 complaint, 1 delayed, 1 soft-bounce, 1 unsubscribe" in shown
 
         # The same reports again (a crash before they were filed): nothing more happens.
-        processed = box.get_folder("Processed")
-        for key in list(processed.iterkeys()):
-            box.add(processed.get_bytes(key))
+        for raw in box.contents("Processed"):
+            box.add(raw)
         code, out, _ = run("mailbox", "process")
         assert out.splitlines()[-1] == "Mailbox: 7 already"
         with audience.connect() as conn:

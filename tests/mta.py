@@ -35,6 +35,7 @@ error unix - - n - - error
 retry unix - - n - - error
 discard unix - - n - - discard
 local unix - n n - - local
+virtual unix - n n - - virtual
 anvil unix - - n - 1 anvil
 scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
@@ -302,3 +303,41 @@ class PrivateDovecot:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def reporting_postfix(folder: Path, port: int) -> tuple[PrivatePostfix, Path]:
+    """A private Postfix that produces real DSNs: mail to any user at users.example.net bounces
+    (no such local user), mail to slow.example.net is deferred (its relay never answers, and
+    a delay warning follows after a second), mail to example.com is discarded. Reports
+    to example.org (the return path) land in the Maildir returned."""
+    import pwd
+
+    owner = pwd.getpwnam("postfix")
+    vmail = folder.resolve() / "vmail"
+    vmail.mkdir(parents=True)
+    os.chown(vmail, owner.pw_uid, owner.pw_gid)
+    postfix = PrivatePostfix(
+        folder / "postfix",
+        port,
+        extra={
+            "relay_domains": "example.com, slow.example.net",
+            "mydestination": "users.example.net",
+            "local_recipient_maps": "",
+            "local_transport": "local",
+            "alias_maps": "",
+            "alias_database": "",
+            "transport_maps": "inline:{ slow.example.net=smtp:[127.0.0.1]:9 }",
+            "virtual_mailbox_domains": "example.org",
+            "virtual_mailbox_base": str(vmail),
+            "virtual_mailbox_maps": "static:reports/",
+            "virtual_uid_maps": f"static:{owner.pw_uid}",
+            "virtual_gid_maps": f"static:{owner.pw_gid}",
+            "virtual_minimum_uid": "1",
+            "recipient_delimiter": "+",
+            "delay_warning_time": "1s",
+            "queue_run_delay": "1s",
+            "minimal_backoff_time": "1s",
+            "maximal_backoff_time": "2s",
+        },
+    )
+    return postfix, vmail / "reports"

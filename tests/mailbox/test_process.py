@@ -235,3 +235,68 @@ def test_soft_bounces_count_within_a_window_across_campaigns(
             assert run("mailbox", "process")[0] == 0
             expected = "bounced" if round_ == 2 else "active"
             assert get_subscriber(audience, "p2@example.com").status == expected, round_
+
+
+def test_a_kill_mid_processing_loses_nothing_and_acts_once(
+    audience: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rows = "".join(f"k{i}@example.com,K {i}\n" for i in range(120))
+    (tmp_path / "more.csv").write_text("email,name\n" + rows)
+    assert run("subscribers", "import", str(tmp_path / "more.csv"))[0] == 0
+    handler = FaultHandler()
+    with Server(handler) as server:
+        monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(server.port))
+        assert run("send", str(SAMPLE), "--live", "--yes")[0] == 0
+    box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    reports = [dsn(r, "5.1.1") for r in handler.received if r.rcpt.startswith("k")]
+    for raw in reports:
+        box.add(raw)
+    env = {k: v for k, v in os.environ.items()}
+    env["NEWSLETTER_MAILBOX_URL"] = f"maildir:{tmp_path / 'Maildir'}"
+    command = [sys.executable, "-m", "newsletter", "mailbox", "process"]
+    kills = 0
+    for delay in (0.45, 0.55, 0.65, 0.75, 0.85):
+        process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
+        time.sleep(delay)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            kills += 1
+        process.wait()
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert kills >= 1
+    inbox = mailbox.Maildir(tmp_path / "Maildir", create=False)
+    assert len(inbox) == 0
+    filed = inbox.get_folder("Processed")
+    # Every report is filed (one may be filed twice, if a kill fell between its copy and
+    # the removal of the original), and each acted on exactly once.
+    assert {filed.get_bytes(k) for k in filed.iterkeys()} == set(reports)
+    with audience.connect() as conn:
+        kinds = conn.execute(sa.text("SELECT kind, count(*) FROM events GROUP BY kind")).all()
+    assert dict(kinds) == {"bounce": len(reports)}
+    bounced = [
+        get_subscriber(audience, f"k{i}@example.com").status == "bounced" for i in range(120)
+    ]
+    assert all(bounced)
+
+
+def test_the_worker_reads_the_mailbox(
+    audience: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = FaultHandler()
+    with Server(handler) as server:
+        monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(server.port))
+        assert run("send", str(SAMPLE), "--live", "--yes")[0] == 0
+        box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+        box.add(dsn(handler.to("p1@example.com")[0], "5.1.1"))
+        monkeypatch.setenv("NEWSLETTER_MAILBOX_URL", f"maildir:{tmp_path / 'Maildir'}")
+        code, _, err = run("worker", "--once")
+    assert code == 0, err
+    assert "mailbox: 1 bounce" in err
+    assert get_subscriber(audience, "p1@example.com").status == "bounced"

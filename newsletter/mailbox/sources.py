@@ -14,7 +14,10 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import mailbox
+import select
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +149,39 @@ class ImapSource:
             raise NewsletterError(f"the mailbox refused to file a message into {folder}")
         self.imap.uid("STORE", item.key, "+FLAGS.SILENT", r"(\Deleted)")
         self.imap.uid("EXPUNGE", item.key)
+
+    def idle(self, seconds: float, stop: threading.Event) -> bool:
+        """Wait up to seconds for new mail with IMAP IDLE (RFC 2177); True when some
+        arrived. False at once when the server does not offer IDLE."""
+        if "IDLE" not in self.imap.capabilities:
+            return False
+        tag = self.imap._new_tag().decode()  # imaplib has no IDLE before Python 3.14
+        self.imap.send(f"{tag} IDLE\r\n".encode())
+        if not self.imap.readline().startswith(b"+"):
+            return False
+        arrived = False
+        deadline = time.monotonic() + seconds
+        sock = self.imap.socket()
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                # Wait with select, not a socket timeout: a timed-out read leaves
+                # imaplib's buffered reader unusable.
+                pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+                if not pending:
+                    wait = min(1.0, max(0.05, deadline - time.monotonic()))
+                    if not select.select([sock], [], [], wait)[0]:
+                        continue
+                line = self.imap.readline()
+                if not line:
+                    break  # the server hung up
+                if b"EXISTS" in line or b"RECENT" in line:
+                    arrived = True
+                    break
+        finally:
+            self.imap.send(b"DONE\r\n")
+            while not self.imap.readline().startswith(tag.encode()):
+                pass
+        return arrived
 
     def close(self) -> None:
         with contextlib.suppress(OSError, imaplib.IMAP4.error):

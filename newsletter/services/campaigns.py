@@ -323,7 +323,8 @@ def work(
             report(f"campaign {cid}: {summary.line()}")
         if once:
             return
-        stop.requested.wait(settings.worker_poll)
+        # With an IMAP mailbox that offers IDLE, a report wakes the worker at once.
+        mailbox.wait_for_reports(settings, settings.worker_poll, stop.requested)
 
 
 @dataclass(frozen=True)

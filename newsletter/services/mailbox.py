@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -236,6 +237,30 @@ class Event:
     diagnostic: str
     report_id: str | None
     at: dt.datetime
+
+
+def wait_for_reports(settings: Settings, seconds: float, stop: threading.Event) -> None:
+    """Wait until the next round: on an IMAP server that offers IDLE, until new mail
+    arrives (or seconds pass); elsewhere, seconds."""
+    from newsletter.mailbox.sources import ImapSource
+
+    if settings.mailbox_url and settings.mailbox_url.lower().startswith("imaps:"):
+        password = (
+            settings.mailbox_password.get_secret_value() if settings.mailbox_password else None
+        )
+        ca_file = str(settings.mailbox_ca_file) if settings.mailbox_ca_file else None
+        try:
+            source = open_source(settings.mailbox_url, password, ca_file)
+        except NewsletterError:
+            stop.wait(seconds)
+            return
+        try:
+            if isinstance(source, ImapSource) and source.idle(seconds, stop):
+                return
+        finally:
+            source.close()
+        return
+    stop.wait(seconds)
 
 
 def events_of(settings: Settings, subscriber_id: int) -> list[Event]:

@@ -300,3 +300,45 @@ def test_the_worker_reads_the_mailbox(
     assert code == 0, err
     assert "mailbox: 1 bounce" in err
     assert get_subscriber(audience, "p1@example.com").status == "bounced"
+
+
+def test_the_worker_wakes_on_new_mail_with_imap_idle(
+    audience: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if audience.dialect.name != "sqlite":
+        pytest.skip("the IMAP server is the point here; SQLite is enough beside it")
+    box = Box("imap", tmp_path, monkeypatch)
+    request.addfinalizer(box.close)
+    handler = FaultHandler()
+    with Server(handler) as server:
+        monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(server.port))
+        assert run("send", str(SAMPLE), "--live", "--yes")[0] == 0
+        env = dict(os.environ, NEWSLETTER_WORKER_POLL="60")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "worker"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            time.sleep(3)  # started, found nothing, now idling (the poll is a minute)
+            box.add(dsn(handler.to("p1@example.com")[0], "5.1.1"))
+            deadline = time.monotonic() + 20
+            while get_subscriber(audience, "p1@example.com").status != "bounced":
+                assert time.monotonic() < deadline, "the worker did not wake on new mail"
+                time.sleep(0.2)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert b"mailbox: 1 bounce" in err

@@ -66,6 +66,12 @@ def _one_line_secret(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def _mailbox_url(value: str) -> str:
+    if not re.fullmatch(r"(imaps://[^\s@/]+@[^\s/]+(/\S*)?|maildir:\S+|mbox:\S+)", value):
+        raise ValueError("use imaps://user@host/INBOX, maildir:/path or mbox:/path")
+    return value
+
+
 def _timezone(value: str) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -139,7 +145,7 @@ class Settings(BaseSettings):
     test_recipients: str = ""
     unsubscribe_mailto: HeaderAddress | None = None
     bounce_address: HeaderAddress | None = None
-    mailbox_url: str | None = None
+    mailbox_url: Annotated[str, AfterValidator(_mailbox_url)] | None = None
     mailbox_password: Secret = None
     mailbox_ca_file: Annotated[Path | None, AfterValidator(_existing_file)] = None
     soft_bounce_limit: int = Field(default=3, ge=1, le=100)

@@ -342,3 +342,51 @@ def test_the_worker_wakes_on_new_mail_with_imap_idle(
             _, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err
     assert b"mailbox: 1 bounce" in err
+
+
+def test_an_mbox_file_is_read_and_filed_beside_it(
+    audience: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = FaultHandler()
+    with Server(handler) as server:
+        monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(server.port))
+        assert run("send", str(SAMPLE), "--live", "--yes")[0] == 0
+    path = tmp_path / "bounces.mbox"
+    box = mailbox.mbox(path)
+    box.add(dsn(handler.to("p1@example.com")[0], "5.1.1"))
+    box.add((CORPUS / "human-reply.eml").read_bytes())
+    box.flush()
+    box.close()
+    monkeypatch.setenv("NEWSLETTER_MAILBOX_URL", f"mbox:{path}")
+    code, out, err = run("mailbox", "process")
+    assert code == 0, err
+    assert out.splitlines()[-1] == "Mailbox: 1 bounce, 1 unrecognised"
+    assert len(mailbox.mbox(path)) == 0
+    assert len(mailbox.mbox(tmp_path / "bounces.mbox.processed")) == 1
+    assert len(mailbox.mbox(tmp_path / "bounces.mbox.unrecognised")) == 1
+    assert get_subscriber(audience, "p1@example.com").status == "bounced"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "ftp://x",
+            "NEWSLETTER_MAILBOX_URL: use imaps://user@host/INBOX, maildir:/path or mbox:/path",
+        ),
+        (
+            "imaps://host/INBOX",
+            "NEWSLETTER_MAILBOX_URL: use imaps://user@host/INBOX, maildir:/path or mbox:/path",
+        ),
+        (
+            "maildir:/nonexistent/Maildir",
+            "NEWSLETTER_MAILBOX_URL: /nonexistent/Maildir is not a Maildir (no cur/)",
+        ),
+    ],
+)
+def test_a_mailbox_url_that_cannot_work_is_one_line(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_MAILBOX_URL", url)
+    code, _, err = run("mailbox", "process")
+    assert (code, err) == (1, f"Error: {message}\n")

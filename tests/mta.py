@@ -42,6 +42,19 @@ postlog unix-dgram n - n - 1 postlogd
 """
 
 
+def self_signed(key: Path, cert: Path) -> None:
+    """A key and a self-signed certificate for 127.0.0.1 (to be trusted explicitly)."""
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+
 def available() -> bool:
     return Path(POSTFIX).exists() and os.geteuid() == 0
 
@@ -208,28 +221,7 @@ class PrivateDovecot:
         if self.folder.exists():
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True)
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-                "-keyout",
-                str(self.folder / "key.pem"),
-                "-out",
-                str(self.cert),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        self_signed(self.folder / "key.pem", self.cert)
         owner = pwd.getpwnam("dovecot")
         (self.folder / "users").write_text(f"{self.user}:{{PLAIN}}{self.password}\n")
         home = self.folder / "home" / self.user

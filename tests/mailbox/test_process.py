@@ -130,6 +130,15 @@ class Box:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def sent(monkeypatch: pytest.MonkeyPatch) -> FaultHandler:
+    """Campaign 1 sent live to a real SMTP server; what it received."""
+    handler = FaultHandler()
+    with Server(handler) as server:
+        monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(server.port))
+        assert run("send", str(SAMPLE), "--live", "--yes")[0] == 0
+    return handler
+
+
 @pytest.fixture
 def audience(engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
     rows = "".join(f"p{i}@example.com,Person {i}\n" for i in range(1, 9))
@@ -289,14 +298,11 @@ def test_a_kill_mid_processing_loses_nothing_and_acts_once(
 def test_the_worker_reads_the_mailbox(
     audience: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    handler = FaultHandler()
-    with Server(handler) as server:
-        monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(server.port))
-        assert run("send", str(SAMPLE), "--live", "--yes")[0] == 0
-        box = mailbox.Maildir(tmp_path / "Maildir", create=True)
-        box.add(dsn(handler.to("p1@example.com")[0], "5.1.1"))
-        monkeypatch.setenv("NEWSLETTER_MAILBOX_URL", f"maildir:{tmp_path / 'Maildir'}")
-        code, _, err = run("worker", "--once")
+    handler = sent(monkeypatch)
+    box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    box.add(dsn(handler.to("p1@example.com")[0], "5.1.1"))
+    monkeypatch.setenv("NEWSLETTER_MAILBOX_URL", f"maildir:{tmp_path / 'Maildir'}")
+    code, _, err = run("worker", "--once")
     assert code == 0, err
     assert "mailbox: 1 bounce" in err
     assert get_subscriber(audience, "p1@example.com").status == "bounced"
@@ -347,10 +353,7 @@ def test_the_worker_wakes_on_new_mail_with_imap_idle(
 def test_an_mbox_file_is_read_and_filed_beside_it(
     audience: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    handler = FaultHandler()
-    with Server(handler) as server:
-        monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(server.port))
-        assert run("send", str(SAMPLE), "--live", "--yes")[0] == 0
+    handler = sent(monkeypatch)
     path = tmp_path / "bounces.mbox"
     box = mailbox.mbox(path)
     box.add(dsn(handler.to("p1@example.com")[0], "5.1.1"))

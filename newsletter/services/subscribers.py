@@ -150,14 +150,6 @@ def unsubscribe(conn: Connection, subscriber_id: int, scope: str) -> Unsubscribe
     return Unsubscribed(subscriber_id, None, False)
 
 
-def unsubscribe_by_token(settings: Settings, token: str) -> Unsubscribed:
-    """A mailto unsubscribe: the token from the subject line, honoured exactly like the
-    one-click POST."""
-    sid, scope = tokens.verify_for(settings, token, frozenset({tokens.CAMPAIGN, tokens.LIST}))
-    with database(settings).begin() as conn:
-        return unsubscribe(conn, sid, scope)
-
-
 @dataclass(frozen=True)
 class Preferences:
     subscriber: Subscriber

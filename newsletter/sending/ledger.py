@@ -475,9 +475,8 @@ def record(
                 .where(subscribers.c.id.in_(bounced), subscribers.c.status == "active")
                 .values(status="bounced", updated_at=now)
             )
-        conn.execute(
-            sa.update(campaigns).where(campaigns.c.id == campaign_id).values(updated_at=now)
-        )
+        # The campaign's own row is not touched here: every sender records, and a sender
+        # stalled inside its commit would hold that one row against all the others.
     return Counter(row["b_status"] for row in rows)
 
 

@@ -19,6 +19,7 @@ LAYERS = {
     "store": 1,
     "issue": 2,
     "tokens": 2,
+    "media": 2,
     "render": 3,
     "audience": 3,
     "sending": 4,

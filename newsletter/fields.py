@@ -51,6 +51,27 @@ def absolute_url(value: str) -> str:
     return value
 
 
+_LOCAL_IMAGE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\.(?:jpe?g|png|gif|webp)", re.I)
+
+
+def image_source(value: str) -> str:
+    """An image's address (https://...) or a path to an image beside the issue file
+    (images/2021-05/photo.jpg), never outside its folder."""
+    value = value.strip()
+    if "://" in value or value.startswith(("http:", "https:")):
+        return absolute_url(value)
+    if _LOCAL_IMAGE.fullmatch(value) and ".." not in value.split("/") and "//" not in value:
+        return value
+    raise ValueError(
+        f"'{value}' is neither a full web address nor the path of an image beside the issue, "
+        "such as images/photo.jpg"
+    )
+
+
+def is_local(source: str) -> bool:
+    return "://" not in source
+
+
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -83,5 +104,6 @@ def ascii_address(address: str) -> str | None:
 
 HeaderText = Annotated[str, StringConstraints(min_length=1), AfterValidator(header_safe)]
 AbsoluteURL = Annotated[str, AfterValidator(absolute_url)]
+ImageSource = Annotated[str, AfterValidator(image_source)]
 Slug = Annotated[str, AfterValidator(slug)]
 Language = Annotated[str, AfterValidator(language_tag)]

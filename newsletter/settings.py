@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     templates_dir: Folder = Path("templates")
     issues_dir: Folder = Path("issues")
     build_dir: Folder = Path("build")
+    media_dir: Folder = Path("media")
+    media_url: AbsoluteURL | None = None
     segments_file: FilePath = Path("segments.yaml")
     default_list: Slug = "bulletin"
     secret_key_previous: Secret = None
@@ -165,6 +167,7 @@ class Settings(BaseSettings):
         "smtp_password",
         "unsubscribe_mailto",
         "bounce_address",
+        "media_url",
         "mailbox_url",
         "mailbox_password",
         "mailbox_ca_file",
@@ -201,6 +204,11 @@ class Settings(BaseSettings):
 
     def sender_domain(self) -> str:
         return self.from_address.rpartition("@")[2]
+
+    def media_base(self) -> str:
+        """Where prepared images are published: NEWSLETTER_MEDIA_URL (a CDN, a bucket) or
+        the web service's /media/."""
+        return (self.media_url or self.public_url("media")).rstrip("/")
 
     def unsubscribe_address(self) -> str:
         """Where the List-Unsubscribe mailto leads."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from newsletter import fields, yamlfile
-from newsletter.errors import Location, NewsletterError
+from newsletter.errors import InputError, Location, NewsletterError, Problem
 from newsletter.issue.model import Article, Image, Issue, Section
 
 __all__ = [
@@ -52,7 +52,29 @@ def parse_issue(text: str, file: str) -> IssueFile:
         ) from None
     doc = yamlfile.parse_yaml(text, file, what="issue file")
     issue = yamlfile.validate(Issue, doc, what="an issue file")
-    return IssueFile(path=file, slug=slug, issue=issue, doc=doc)
+    issue_file = IssueFile(path=file, slug=slug, issue=issue, doc=doc)
+    missing = [
+        Problem(
+            issue_file.location(*where),
+            yamlfile.format_path(where),
+            f"no image file {src} beside the issue ({Path(file).parent / src})",
+        )
+        for where, src in local_images(issue_file)
+        if not (Path(file).parent / src).is_file()
+    ]
+    if missing:
+        raise InputError(missing)
+    return issue_file
+
+
+def local_images(issue_file: IssueFile) -> list[tuple[tuple[str | int, ...], str]]:
+    """(key path, relative path) of every image the issue keeps beside it."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for s, section in enumerate(issue_file.issue.sections):
+        for a, article in enumerate(section.articles):
+            if article.image is not None and fields.is_local(article.image.src):
+                found.append((("sections", s, "articles", a, "image", "src"), article.image.src))
+    return found
 
 
 def load_issue(path: Path | str) -> IssueFile:

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from newsletter import markdown
-from newsletter.fields import AbsoluteURL, HeaderText, Language, Slug
+from newsletter.fields import AbsoluteURL, HeaderText, ImageSource, Language, Slug
 
 
 def _markdown(value: str) -> str:
@@ -29,7 +29,7 @@ class _Strict(BaseModel):
 class Image(_Strict):
     """An article's picture. Alt text is required: many readers never see the image."""
 
-    src: AbsoluteURL
+    src: ImageSource
     alt: Text = Field(max_length=250)
     width: int = Field(default=550, ge=50, le=600)
 

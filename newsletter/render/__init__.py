@@ -21,7 +21,9 @@ from markupsafe import Markup
 
 from newsletter import markdown
 from newsletter.errors import Location, RenderError, TemplateError
+from newsletter.fields import is_local
 from newsletter.issue import Issue, IssueFile
+from newsletter.media import Prepared, prepare
 from newsletter.render import engine
 from newsletter.render.personalize import FIELDS, PersonalValues, Placeholders, Spliced, values_for
 from newsletter.settings import Settings
@@ -67,6 +69,9 @@ class RenderedIssue:
     _html: Spliced = field(repr=False)
     _text: Spliced = field(repr=False)
     placeholder_nonce: str = ""
+    # Local images, prepared; published by whoever writes or sends the issue (the frozen
+    # form keeps only their names, in the HTML).
+    media: tuple[Prepared, ...] = field(default=(), repr=False, compare=False)
 
     def freeze(self) -> str:
         """Everything a campaign needs to send this render again, byte for byte, as JSON."""
@@ -158,6 +163,7 @@ class _Job:
     templates_dir: Path
     placeholders: Placeholders
     context: dict[str, Any]
+    media: tuple[Prepared, ...] = ()
 
     def path(self, kind: str) -> tuple[str, str]:
         """(template name, its path) for kind 'mjml' or 'txt'."""
@@ -174,6 +180,8 @@ def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
             Location(issue_file.path),
         )
     placeholders = Placeholders(issue.model_dump_json())
+    theme = _theme(templates_dir, issue.template)
+    images, media = _images(issue_file, settings, int(theme.get("image_max_width", 600)))
     sections = [
         {
             "title": section.title,
@@ -181,7 +189,7 @@ def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
                 {
                     "title": a.title,
                     "link": a.link,
-                    "image": a.image,
+                    "image": images.get(id(a.image)),
                     "cta": a.cta,
                     # Rendered from Markdown with raw HTML off, so already escaped.
                     "summary_html": Markup(markdown.to_html(a.summary)),
@@ -194,14 +202,39 @@ def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
     ]
     context: dict[str, Any] = {
         "issue": issue,
-        "theme": _theme(templates_dir, issue.template),
+        "theme": theme,
         "masthead": settings.from_name,
         "site": urlsplit(settings.base_url).netloc,
         "recipient": placeholders.recipient(),
         "links": placeholders.links(),
         "sections": sections,
     }
-    return _Job(issue, templates_dir, placeholders, context)
+    return _Job(issue, templates_dir, placeholders, context, media)
+
+
+def _images(
+    issue_file: IssueFile, settings: Settings, max_width: int
+) -> tuple[dict[int, dict[str, Any]], tuple[Prepared, ...]]:
+    """Each article image as the template sees it: its display width (the issue's, within
+    the theme's image_max_width). A local one is prepared (media/) for that width and
+    shown from where it is published, with its pixel height too."""
+    images: dict[int, dict[str, Any]] = {}
+    media: list[Prepared] = []
+    folder = Path(issue_file.path).parent
+    for article in issue_file.issue.articles():
+        image = article.image
+        if image is None:
+            continue
+        width = min(image.width, max_width)
+        shown: dict[str, Any] = {"src": image.src, "alt": image.alt, "width": width, "height": None}
+        if is_local(image.src):
+            prepared = prepare(folder / image.src, width)
+            shown["src"] = f"{settings.media_base()}/{prepared.name}"
+            shown["width"] = min(width, prepared.width)
+            shown["height"] = round(shown["width"] * prepared.height / prepared.width)
+            media.append(prepared)
+        images[id(image)] = shown
+    return images, tuple(media)
 
 
 def _mjml_source(job: _Job) -> str:
@@ -265,6 +298,7 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
         _html=html_parts,
         _text=text_parts,
         placeholder_nonce=job.placeholders.nonce,
+        media=job.media,
     )
 
 

@@ -34,6 +34,7 @@ from newsletter.sending.runner import (
 )
 from newsletter.sending.transport import Outcome, Transport, make_transport
 from newsletter.services import database
+from newsletter.services.issues import publish_media
 from newsletter.settings import Settings
 from newsletter.store import utcnow
 
@@ -110,6 +111,7 @@ def plan(path: Path | str, settings: Settings, *, new_campaign: bool = False) ->
             "sends the version it froze and will not mix two. Pass --new-campaign to start "
             "a new campaign with this version"
         )
+    publish_media(rendered, settings)
     via = transport_name(settings)
     if existing is not None:
         remaining = ledger.counts(engine, existing.id)

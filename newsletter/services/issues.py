@@ -55,6 +55,7 @@ def build(path: Path | str, settings: Settings, out_dir: Path | None = None) -> 
         rendered=rendered,
     )
     message = sample_message(rendered, settings)
+    publish_media(rendered, settings, also=folder / "media")
     try:
         write_atomically(result.html, public.html.encode("utf-8"))
         write_atomically(result.text, public.text.encode("utf-8"))
@@ -62,6 +63,21 @@ def build(path: Path | str, settings: Settings, out_dir: Path | None = None) -> 
     except OSError as exc:
         raise NewsletterError(f"cannot write into {folder}: {exc.strerror}") from None
     return result
+
+
+def publish_media(rendered: RenderedIssue, settings: Settings, also: Path | None = None) -> None:
+    """Write the issue's prepared local images into NEWSLETTER_MEDIA_DIR (what
+    `newsletter serve` publishes under /media/), and into also (beside a build)."""
+    from newsletter.media import publish
+
+    for folder in (Path(settings.media_dir), also):
+        if folder is None:
+            continue
+        try:
+            for prepared in rendered.media:
+                publish(prepared, folder)
+        except OSError as exc:
+            raise NewsletterError(f"cannot write images into {folder}: {exc.strerror}") from None
 
 
 def check(

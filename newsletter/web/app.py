@@ -21,7 +21,7 @@ from newsletter import tokens
 from newsletter.errors import ConfigError
 from newsletter.services import database
 from newsletter.settings import Settings
-from newsletter.web import archive, preferences, signup, unsubscribe
+from newsletter.web import archive, media, preferences, signup, unsubscribe
 from newsletter.web.common import (
     PAGES,
     TEMPLATES,
@@ -74,7 +74,7 @@ def create_web_app(settings: Settings) -> Starlette:
     )
     routes = [
         Route(path, endpoint, methods=methods)
-        for group in (unsubscribe, preferences, signup, archive)
+        for group in (unsubscribe, preferences, signup, archive, media)
         for path, endpoint, methods in group.routes(site)
     ]
     hosts = {urlsplit(settings.base_url).hostname or "localhost", "localhost", "127.0.0.1"}

@@ -244,7 +244,8 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         framable = scope["path"].rstrip("/") == "/signup"
-        archive = scope["path"].startswith("/archive/")
+        # The archive may be cached; media set their own long lifetime.
+        cacheable = scope["path"].startswith(("/archive/", "/media/"))
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -259,7 +260,7 @@ class SecurityHeaders:
                     (b"referrer-policy", b"same-origin"),
                     (b"x-content-type-options", b"nosniff"),
                 ]
-                if not archive:
+                if not cacheable:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)

@@ -29,6 +29,8 @@ class Prepared:
     width: int  # pixels of the prepared file
     height: int
     source_bytes: int
+    source_width: int
+    display_width: int  # the width it is prepared to be shown at
 
 
 def prepare(path: Path, display_width: int) -> Prepared:
@@ -50,7 +52,10 @@ def prepare(path: Path, display_width: int) -> Prepared:
     if source_format == "GIF" and frames > 1:
         # An animation is kept as it is: the width attribute scales it in the email.
         name = f"{hashlib.sha256(raw).hexdigest()[:20]}.gif"
-        return Prepared(name, raw, image.width, image.height, len(raw))
+        return Prepared(
+            name, raw, image.width, image.height, len(raw), image.width, display_width
+        )
+    source_width = image.width
     target = min(image.width, display_width * 2)
     if image.width > target:
         height = max(1, round(image.height * target / image.width))
@@ -68,7 +73,9 @@ def prepare(path: Path, display_width: int) -> Prepared:
         image.save(out, "GIF")
     data = out.getvalue()
     name = f"{hashlib.sha256(data).hexdigest()[:20]}.{KEPT[fmt]}"
-    return Prepared(name, data, image.width, image.height, len(raw))
+    return Prepared(
+        name, data, image.width, image.height, len(raw), source_width, display_width
+    )
 
 
 def _best_format(image: object) -> str:

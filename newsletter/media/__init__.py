@@ -52,9 +52,7 @@ def prepare(path: Path, display_width: int) -> Prepared:
     if source_format == "GIF" and frames > 1:
         # An animation is kept as it is: the width attribute scales it in the email.
         name = f"{hashlib.sha256(raw).hexdigest()[:20]}.gif"
-        return Prepared(
-            name, raw, image.width, image.height, len(raw), image.width, display_width
-        )
+        return Prepared(name, raw, image.width, image.height, len(raw), image.width, display_width)
     source_width = image.width
     target = min(image.width, display_width * 2)
     if image.width > target:
@@ -73,9 +71,7 @@ def prepare(path: Path, display_width: int) -> Prepared:
         image.save(out, "GIF")
     data = out.getvalue()
     name = f"{hashlib.sha256(data).hexdigest()[:20]}.{KEPT[fmt]}"
-    return Prepared(
-        name, data, image.width, image.height, len(raw), source_width, display_width
-    )
+    return Prepared(name, data, image.width, image.height, len(raw), source_width, display_width)
 
 
 def _best_format(image: object) -> str:

@@ -123,6 +123,7 @@ class ImapSource:
             raise NewsletterError(f"the mailbox has no folder {folder}")
         capabilities = self.imap.capabilities
         self.can_move = "MOVE" in capabilities
+        self.can_idle = "IDLE" in capabilities
         for name in (PROCESSED, UNRECOGNISED):
             self.imap.create(_quote(name))  # an existing folder answers NO: fine
 
@@ -152,8 +153,8 @@ class ImapSource:
 
     def idle(self, seconds: float, stop: threading.Event) -> bool:
         """Wait up to seconds for new mail with IMAP IDLE (RFC 2177); True when some
-        arrived. False at once when the server does not offer IDLE."""
-        if "IDLE" not in self.imap.capabilities:
+        arrived. False at once when the server does not offer IDLE (see can_idle)."""
+        if not self.can_idle:
             return False
         tag = self.imap._new_tag().decode()  # imaplib has no IDLE before Python 3.14
         self.imap.send(f"{tag} IDLE\r\n".encode())

@@ -33,8 +33,8 @@ from newsletter.audience import subscribers as audience
 from newsletter.audience.addresses import address_key
 from newsletter.audience.db import subscribers as subscriber_table
 from newsletter.errors import NewsletterError
-from newsletter.mailbox.classify import Classified, classify
-from newsletter.mailbox.sources import PROCESSED, UNRECOGNISED, open_source
+from newsletter.mailbox.classify import Classified, classify, parse
+from newsletter.mailbox.sources import PROCESSED, UNRECOGNISED, Source, open_source
 from newsletter.mailbox.tables import events, reports
 from newsletter.sending.tables import deliveries
 from newsletter.services import database
@@ -76,8 +76,6 @@ def _delivered(conn: Connection, subscriber_id: int, campaign_id: int | None) ->
 
 def _match(conn: Connection, settings: Settings, raw: bytes, found: Classified) -> Match | None:
     """Which delivery the report is about: the VERP tag, our headers, the address."""
-    from newsletter.mailbox.classify import parse
-
     message = parse(raw)
     if message is not None:
         for header in ("Delivered-To", "X-Original-To", "To", "Envelope-To"):
@@ -207,9 +205,7 @@ def process(
     """Read the mailbox NEWSLETTER_MAILBOX_URL names, act on every report, file each."""
     if not settings.mailbox_url:
         raise NewsletterError("NEWSLETTER_MAILBOX_URL is not set; it names the mailbox to read")
-    password = settings.mailbox_password.get_secret_value() if settings.mailbox_password else None
-    ca_file = str(settings.mailbox_ca_file) if settings.mailbox_ca_file else None
-    source = open_source(settings.mailbox_url, password, ca_file)
+    source = _open(settings, settings.mailbox_url)
     engine = database(settings)
     summary = MailboxSummary()
     unsubscribe_to = settings.unsubscribe_address()
@@ -245,22 +241,25 @@ def wait_for_reports(settings: Settings, seconds: float, stop: threading.Event) 
     from newsletter.mailbox.sources import ImapSource
 
     if settings.mailbox_url and settings.mailbox_url.lower().startswith("imaps:"):
-        password = (
-            settings.mailbox_password.get_secret_value() if settings.mailbox_password else None
-        )
-        ca_file = str(settings.mailbox_ca_file) if settings.mailbox_ca_file else None
         try:
-            source = open_source(settings.mailbox_url, password, ca_file)
+            source = _open(settings, settings.mailbox_url)
         except NewsletterError:
-            stop.wait(seconds)
-            return
-        try:
-            if isinstance(source, ImapSource) and source.idle(seconds, stop):
-                return
-        finally:
-            source.close()
-        return
+            source = None
+        if source is not None:
+            try:
+                if isinstance(source, ImapSource) and source.can_idle:
+                    source.idle(seconds, stop)
+                    return
+            finally:
+                source.close()
+    # No IDLE (or no mailbox to ask): wait the whole poll, never spin.
     stop.wait(seconds)
+
+
+def _open(settings: Settings, url: str) -> Source:
+    password = settings.mailbox_password.get_secret_value() if settings.mailbox_password else None
+    ca_file = str(settings.mailbox_ca_file) if settings.mailbox_ca_file else None
+    return open_source(url, password, ca_file)
 
 
 def events_of(settings: Settings, subscriber_id: int) -> list[Event]:

@@ -90,10 +90,6 @@ def campaign_scope(campaign_id: int) -> str:
     return f"c{campaign_id}"
 
 
-def list_scope(list_name: str) -> str:
-    return f"l-{list_name}"
-
-
 def confirm_scope(list_name: str) -> str:
     return f"confirm-{list_name}"
 

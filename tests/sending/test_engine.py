@@ -172,6 +172,43 @@ def test_senders_started_together_share_one_campaign(
     assert sum(1 for n in sent_by if n > 0) >= 2, sent_by  # they really shared it
 
 
+def _in_a_transaction(engine: sa.Engine) -> bool:
+    """Whether another connection holds a transaction open (so a stopped process would
+    keep its locks)."""
+    if engine.dialect.name == "sqlite":
+        probe = sqlite3.connect(engine.url.database, timeout=0)  # type: ignore[arg-type]
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.rollback()
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            probe.close()
+    with engine.connect() as conn:
+        busy = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+            )
+        ).scalar_one()
+    return bool(busy)
+
+
+def stall(process: subprocess.Popen[bytes], engine: sa.Engine) -> None:
+    """SIGSTOP the process between two of its transactions. A process stopped inside a
+    write transaction holds SQLite's one write lock, and everybody waits for it: that is
+    SQLite, not the leases under test."""
+    for _ in range(200):
+        os.kill(process.pid, signal.SIGSTOP)
+        time.sleep(0.05)
+        if not _in_a_transaction(engine):
+            return
+        os.kill(process.pid, signal.SIGCONT)
+        time.sleep(random.uniform(0.005, 0.05))
+    pytest.fail("the sender never paused between transactions")
+
+
 def test_a_stalled_sender_keeps_its_rows_and_nobody_gets_two(
     engine: sa.Engine, tmp_path: Path
 ) -> None:
@@ -182,7 +219,7 @@ def test_a_stalled_sender_keeps_its_rows_and_nobody_gets_two(
         env = env_for(db_url, server.port, smtp_rate="40", smtp_lease="30")
         first = live(env)
         wait_for(lambda: len(handler.received) >= 20)
-        os.kill(first.pid, signal.SIGSTOP)  # alive, holding leases, not renewing them
+        stall(first, engine)  # alive, holding leases, not renewing them
         try:
             with engine.connect() as conn:
                 held = set(

@@ -36,6 +36,18 @@ closing: Bye.
 """
 
 
+def copy_sample(folder: Path, text: str | None = None, name: str = "2021-05.yaml") -> Path:
+    """The sample issue (or text) written into folder, with the images beside it."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "images").exists():
+        shutil.copytree(SAMPLE.parent / "images", folder / "images")
+    path = folder / name
+    path.write_text(SAMPLE.read_text(encoding="utf-8") if text is None else text, encoding="utf-8")
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's .env or NEWSLETTER_ variables."""

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from newsletter.cli import app
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE, copy_sample
 
 runner = CliRunner()
 
@@ -111,9 +111,11 @@ def test_build_refuses_an_invalid_issue(write_issue: Callable[..., Path], tmp_pa
 
 
 def test_new_starts_from_the_latest_issue(write_issue: Callable[..., Path], tmp_path: Path) -> None:
-    write_issue(SAMPLE.read_text(encoding="utf-8"), "2021-05.yaml")
-    write_issue(
-        SAMPLE.read_text(encoding="utf-8").replace("2021-05-31", "2021-04-30"), "2021-04.yaml"
+    copy_sample(tmp_path / "issues")
+    copy_sample(
+        tmp_path / "issues",
+        SAMPLE.read_text(encoding="utf-8").replace("2021-05-31", "2021-04-30"),
+        "2021-04.yaml",
     )
     code, out, err = run("new", "2021-06")
     assert (code, err) == (0, "")

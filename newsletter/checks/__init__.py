@@ -27,6 +27,8 @@ RULES: dict[str, tuple[Severity, str]] = {
     "image.alt": ("error", "an image without alt text"),
     "image.https": ("error", "an image not loaded from an absolute https URL"),
     "image.width": ("warning", "an image without a width"),
+    "image.height": ("warning", "an image without a height (its cell collapses while blocked)"),
+    "image.media-url": ("warning", "local images published at an address that is not https"),
     "image.bytes": ("warning", "a prepared local image over 200 KB"),
     "image.total": ("warning", "the prepared local images together over 1 MB"),
     "image.small": ("warning", "a local image narrower than it is shown (it will look blurred)"),
@@ -134,6 +136,9 @@ class LinksAndImages(HTMLParser):
             self._href.append(values.get("href") or "")
             self._open.append([])
         elif tag == "img":
+            # An image inside a link is its text: it needs words. Elsewhere alt="" marks a
+            # decoration (a logo beside the name it shows), which screen readers skip.
+            values["linked"] = "yes" if self._open else None
             self.images.append(values)
             if self._open and values.get("alt"):
                 self._open[-1].append(str(values["alt"]))

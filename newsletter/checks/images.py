@@ -13,15 +13,33 @@ TOTAL_BUDGET = 1024 * 1024
 
 def check(s: Subject) -> None:
     _local(s)
+    media = s.settings.media_base() + "/"
     for image in s.parsed.images:
         src = str(image.get("src") or "")
         where = s.places.of_url(src)
-        if not (image.get("alt") or "").strip():
+        alt = image.get("alt")
+        if alt is None or (image.get("linked") and not alt.strip()):
             s.add("image.alt", f"the image {src or '(no src)'} has no alt text", where)
-        if urlsplit(src).scheme != "https" or not urlsplit(src).netloc:
+        if src.startswith(media):
+            pass  # a local image: where it is published is a setting (below)
+        elif urlsplit(src).scheme != "https" or not urlsplit(src).netloc:
             s.add("image.https", f"the image '{src}' is not an absolute https URL", where)
         if not image.get("width"):
             s.add("image.width", f"the image {src} has no width; clients may show it huge", where)
+        if not str(image.get("height") or "").isdigit():
+            s.add(
+                "image.height",
+                f"the image {src} has no height; give image.height (its height in pixels at "
+                "its width) so that its place keeps its shape while images are blocked",
+                where,
+            )
+    if s.rendered.media and urlsplit(media).scheme != "https":
+        s.add(
+            "image.media-url",
+            f"local images are published at {media}, which is not https: set "
+            "NEWSLETTER_MEDIA_URL (or NEWSLETTER_BASE_URL) to the https address before a real "
+            "send",
+        )
 
 
 def _local(s: Subject) -> None:
@@ -31,10 +49,10 @@ def _local(s: Subject) -> None:
         for a in s.issue_file.issue.articles()
         if a.image is not None and is_local(a.image.src)
     ]
-    total = 0
+    # The article images first, in order, then the theme's (its logo).
+    total = sum(len(prepared.data) for prepared in s.rendered.media)
     for source, prepared in zip(sources, s.rendered.media, strict=False):
         where = s.places.of_url(source)
-        total += len(prepared.data)
         if len(prepared.data) > IMAGE_BUDGET:
             s.add(
                 "image.bytes",

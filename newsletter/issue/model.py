@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from newsletter import markdown
-from newsletter.fields import AbsoluteURL, HeaderText, ImageSource, Language, Slug
+from newsletter.fields import AbsoluteURL, HeaderText, ImageSource, Language, Slug, is_local
 
 
 def _markdown(value: str) -> str:
@@ -27,11 +34,27 @@ class _Strict(BaseModel):
 
 
 class Image(_Strict):
-    """An article's picture. Alt text is required: many readers never see the image."""
+    """An article's picture. Alt text is required: many readers never see the image.
+
+    `side` sits beside the text, `full` spans the card above it; each is shown at most as
+    wide as its layout allows (the theme's image_max_width and full_image_width), and
+    `width` can make it narrower. A local image's height comes from its file; a remote
+    one's can be given (its height in pixels when shown at `width`), so that its cell
+    keeps its shape while images are blocked."""
 
     src: ImageSource
     alt: Text = Field(max_length=250)
-    width: int = Field(default=550, ge=50, le=600)
+    layout: Literal["side", "full"] = "side"
+    width: int | None = Field(default=None, ge=50, le=600)
+    height: int | None = Field(default=None, ge=10, le=2000)
+
+    @model_validator(mode="after")
+    def _height_of_local_images(self) -> Image:
+        if self.height is not None and is_local(self.src):
+            raise ValueError(
+                "height is read from the file of a local image; remove it (width is enough)"
+            )
+        return self
 
 
 class Article(_Strict):

@@ -20,7 +20,7 @@ import yaml
 from markupsafe import Markup
 
 from newsletter import markdown
-from newsletter.errors import Location, RenderError, TemplateError
+from newsletter.errors import Location, NewsletterError, RenderError, TemplateError
 from newsletter.fields import is_local
 from newsletter.issue import Issue, IssueFile
 from newsletter.media import Prepared, prepare
@@ -181,7 +181,8 @@ def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
         )
     placeholders = Placeholders(issue.model_dump_json())
     theme = _theme(templates_dir, issue.template)
-    images, media = _images(issue_file, settings, int(theme.get("image_max_width", 600)))
+    images, media = _images(issue_file, settings, theme)
+    logo, logo_media = _logo(templates_dir, issue.template, theme, settings)
     sections = [
         {
             "title": section.title,
@@ -208,16 +209,27 @@ def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
         "recipient": placeholders.recipient(),
         "links": placeholders.links(),
         "sections": sections,
+        "logo": logo,
     }
-    return _Job(issue, templates_dir, placeholders, context, media)
+    return _Job(issue, templates_dir, placeholders, context, tuple(media + logo_media))
+
+
+# Where the theme does not say: the widest an image may be shown beside the text, and
+# across the card (600 pixels less the card's padding).
+SIDE_WIDTH = 200
+FULL_WIDTH = 536
 
 
 def _images(
-    issue_file: IssueFile, settings: Settings, max_width: int
-) -> tuple[dict[int, dict[str, Any]], tuple[Prepared, ...]]:
-    """Each article image as the template sees it: its display width (the issue's, within
-    the theme's image_max_width). A local one is prepared (media/) for that width and
-    shown from where it is published, with its pixel height too."""
+    issue_file: IssueFile, settings: Settings, theme: dict[str, Any]
+) -> tuple[dict[int, dict[str, Any]], list[Prepared]]:
+    """Each article image as the template sees it: its layout and its display width (the
+    issue's, within the layout's maximum in the theme), with a pixel height whenever it is
+    known. A local one is prepared for that width and shown from where it is published."""
+    widest = {
+        "side": int(theme.get("image_max_width", SIDE_WIDTH)),
+        "full": int(theme.get("full_image_width", FULL_WIDTH)),
+    }
     images: dict[int, dict[str, Any]] = {}
     media: list[Prepared] = []
     folder = Path(issue_file.path).parent
@@ -225,16 +237,56 @@ def _images(
         image = article.image
         if image is None:
             continue
-        width = min(image.width, max_width)
-        shown: dict[str, Any] = {"src": image.src, "alt": image.alt, "width": width, "height": None}
+        width = min(image.width or widest[image.layout], widest[image.layout])
+        height = None
+        if image.height is not None:
+            height = round(image.height * width / (image.width or width))
+        shown: dict[str, Any] = {
+            "src": image.src,
+            "alt": image.alt,
+            "layout": image.layout,
+            "width": width,
+            "height": height,
+        }
         if is_local(image.src):
-            prepared = prepare(folder / image.src, width)
-            shown["src"] = f"{settings.media_base()}/{prepared.name}"
-            shown["width"] = min(width, prepared.width)
-            shown["height"] = round(shown["width"] * prepared.height / prepared.width)
-            media.append(prepared)
+            shown.update(_local(prepare(folder / image.src, width), settings, media))
         images[id(image)] = shown
-    return images, tuple(media)
+    return images, media
+
+
+def _local(prepared: Prepared, settings: Settings, media: list[Prepared]) -> dict[str, Any]:
+    """Where a prepared image is shown from, and the size it is shown at."""
+    media.append(prepared)
+    width = min(prepared.display_width, prepared.width)
+    return {
+        "src": f"{settings.media_base()}/{prepared.name}",
+        "width": width,
+        "height": max(1, round(width * prepared.height / prepared.width)),
+    }
+
+
+def _logo(
+    templates_dir: Path, template: str, theme: dict[str, Any], settings: Settings
+) -> tuple[dict[str, Any] | None, list[Prepared]]:
+    """The theme's masthead logo (theme.yaml `logo`, a file in the theme's folder),
+    prepared like an article image."""
+    name = theme.get("logo")
+    if not name:
+        return None, []
+    folder = (templates_dir / template).resolve()
+    path = (folder / str(name)).resolve()
+    where = Location(str(folder / "theme.yaml"))
+    if folder not in path.parents:
+        raise TemplateError(f"the logo '{name}' is not a file in the theme's folder", where)
+    try:
+        width = int(theme.get("logo_width", 48))
+        prepared = prepare(path, width)
+    except (TypeError, ValueError):
+        raise TemplateError("logo_width is not a number of pixels", where) from None
+    except NewsletterError as exc:
+        raise TemplateError(f"the logo: {exc}", where) from None
+    media: list[Prepared] = []
+    return _local(prepared, settings, media), media
 
 
 def _mjml_source(job: _Job) -> str:

@@ -138,6 +138,10 @@ def inline_css(html: str) -> str:
         remove_classes=False,
         # MJML floats no images; the option re-parses styles with validation on regardless.
         align_floating_images=False,
+        # premailer copies a CSS width or height into the attribute: an image's
+        # style="width:100%" would replace its width="536", and Outlook on Windows, which
+        # reads the attribute, would show a 1072-pixel file at 1072 pixels.
+        disable_basic_attributes=["width", "height"],
     )
     out = str(inliner.transform())
     # premailer drops MJML's lowercase doctype, which sends clients into quirks mode.

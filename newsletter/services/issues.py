@@ -57,7 +57,10 @@ def build(path: Path | str, settings: Settings, out_dir: Path | None = None) -> 
     message = sample_message(rendered, settings)
     publish_media(rendered, settings, also=folder / "media")
     try:
-        write_atomically(result.html, public.html.encode("utf-8"))
+        # The web version loads its images from the media folder beside it, so that it
+        # opens from disk (or from wherever the folder is copied) with its pictures.
+        html = public.html.replace(f"{settings.media_base()}/", "media/")
+        write_atomically(result.html, html.encode("utf-8"))
         write_atomically(result.text, public.text.encode("utf-8"))
         write_atomically(result.message, message)
     except OSError as exc:

@@ -34,15 +34,17 @@ def issue_text(**changes: str) -> str:
     return text
 
 
-def rules_of(text: str, settings: Settings | None = None, **kwargs: object) -> set[str]:
+def rules_of(
+    text: str, settings: Settings | None = None, path: str = "issues/x.yaml", **kwargs: object
+) -> set[str]:
     settings = settings or Settings(templates_dir=ROOT / "templates", _env_file=None)  # type: ignore[call-arg]
-    issue_file = parse_issue(text, "issues/x.yaml")
+    issue_file = parse_issue(text, path)
     rendered = render_issue(issue_file, settings)
     return {f.rule for f in check_issue(issue_file, rendered, settings, **kwargs).findings}  # type: ignore[arg-type]
 
 
 def test_the_sample_passes_every_rule() -> None:
-    assert rules_of(SAMPLE.read_text(encoding="utf-8")) == set()
+    assert rules_of(SAMPLE.read_text(encoding="utf-8"), path=str(SAMPLE)) == set()
 
 
 def test_every_rule_is_documented_in_the_readme() -> None:
@@ -114,7 +116,7 @@ def _edit(theme: Path, name: str, old: str, new: str) -> Settings:
 def test_image_alt_and_width_rules(theme: Path) -> None:
     text = _with_image("https://example.org/a.png")
     assert not rules_of(text) & {"image.alt", "image.width"}
-    settings = _edit(theme, "issue.mjml.j2", 'alt="{{ article.image.alt }}"', 'alt=""')
+    settings = _edit(theme, "issue.mjml.j2", 'alt="{{ image.alt }}"', 'alt=""')
     assert "image.alt" in rules_of(text, settings)
     settings = _edit(
         theme,
@@ -124,6 +126,13 @@ def test_image_alt_and_width_rules(theme: Path) -> None:
         '\n      <div class="preheader"',
     )
     assert "image.width" in rules_of(text, settings)
+
+
+def test_image_height_rule() -> None:
+    assert "image.height" in rules_of(_with_image("https://example.org/a.png"))
+    sized = _with_image("https://example.org/a.png") + ""
+    sized = sized.replace("alt: A picture\n", "alt: A picture\n          height: 120\n")
+    assert "image.height" not in rules_of(sized)
 
 
 def test_link_rules(theme: Path) -> None:

@@ -4,6 +4,8 @@ under /media/ with a year's cache lifetime."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 from pathlib import Path
 
 import pytest
@@ -62,15 +64,21 @@ def test_a_path_outside_the_issue_folder_is_refused(tmp_path: Path, src: str) ->
 def test_build_prepares_publishes_and_sizes_the_image(issue: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["build", str(issue), "--out", str(tmp_path / "site")])
     assert result.exit_code == 0, result.stdout + result.stderr
-    media = list((tmp_path / "media").iterdir())
-    assert len(media) == 1 and media[0].suffix == ".jpg"
+    media = sorted((tmp_path / "media").iterdir(), key=lambda f: f.suffix)
+    assert [f.suffix for f in media] == [".jpg", ".png"]  # the photo, and the theme's logo
     beside = tmp_path / "site" / "2021-06" / "media" / media[0].name
     assert beside.read_bytes() == media[0].read_bytes()
     with Image.open(media[0]) as prepared:
         assert prepared.size == (360, 270)  # twice the 180 px it is shown at
     html = (tmp_path / "site" / "2021-06" / "index.html").read_text()
-    url = f"https://newsletter.example.org/media/{media[0].name}"
-    assert f'src="{url}"' in html
+    # The web version loads it from beside itself; the message from the media address.
+    assert f'src="media/{media[0].name}"' in html
+    message = email.message_from_bytes(
+        (tmp_path / "site" / "2021-06" / "message.eml").read_bytes(), policy=email.policy.default
+    )
+    part = message.get_body(("html",))
+    assert part is not None
+    assert f"https://newsletter.example.org/media/{media[0].name}" in part.get_content()
     assert 'width="180"' in html and 'height="135"' in html
     # The same files give the same build.
     again = runner.invoke(app, ["build", str(issue), "--out", str(tmp_path / "again")])
@@ -84,7 +92,7 @@ def test_serve_publishes_media_with_a_long_cache_lifetime(
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "media-test-key-0123456789")
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", f"sqlite:///{tmp_path / 'n.db'}")
     assert runner.invoke(app, ["build", str(issue), "--out", str(tmp_path / "site")]).exit_code == 0
-    name = next((tmp_path / "media").iterdir()).name
+    name = next((tmp_path / "media").glob("*.jpg")).name
     client = TestClient(create_web_app(load_settings()), base_url="https://newsletter.example.org")
     response = client.get(f"/media/{name}")
     assert response.status_code == 200

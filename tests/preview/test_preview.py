@@ -17,7 +17,7 @@ from newsletter.issue import load_issue
 from newsletter.preview.server import make_server
 from newsletter.preview.state import Preview
 from newsletter.settings import load_settings
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE, copy_sample
 from tests.sending.smtp_server import FaultHandler, Server, free_port
 
 
@@ -54,10 +54,7 @@ class Running:
 
 @pytest.fixture
 def issue(tmp_path: Path) -> Path:
-    path = tmp_path / "issues" / "2021-05.yaml"
-    path.parent.mkdir()
-    path.write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
-    return path
+    return copy_sample(tmp_path / "issues")
 
 
 @pytest.fixture

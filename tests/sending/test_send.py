@@ -15,7 +15,7 @@ from newsletter.audience.db import subscribers
 from newsletter.audience.subscribers import get_subscriber, unsubscribe
 from newsletter.cli import app
 from newsletter.sending.tables import campaigns, deliveries
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE, copy_sample
 from tests.sending.smtp_server import (
     FaultHandler,
     GreetingServer,
@@ -331,8 +331,7 @@ def test_pause_after_failures_in_a_row(
 def test_a_changed_issue_is_not_mixed_into_a_running_campaign(
     audience: sa.Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    issue = tmp_path / "2021-05.yaml"
-    issue.write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    issue = copy_sample(tmp_path)
     run("send", str(issue), "--live", "--yes")
     issue.write_text(
         SAMPLE.read_text(encoding="utf-8").replace("That is all for May.", "That is all."),
@@ -521,9 +520,7 @@ def test_a_campaign_freezes_its_render_and_records_its_git_commit(
     import subprocess
 
     repo = tmp_path / "repo"
-    (repo / "issues").mkdir(parents=True)
-    issue = repo / "issues" / "2021-05.yaml"
-    issue.write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    issue = copy_sample(repo / "issues")
     for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "May"]):
         subprocess.run(
             ["git", "-C", str(repo), "-c", "user.name=E", "-c", "user.email=e@example.org", *args],

@@ -555,6 +555,15 @@ def send(
     typer.echo(f"Recipients: {plan.recipients}")
     typer.echo(f"Content:    {plan.rendered.content_hash[:12]}")
     typer.echo(f"Via:        {plan.transport}")
+    if plan.unreachable:
+        typer.echo(
+            f"Images:     {len(plan.unreachable)} of {plan.images} do not answer (fine for the "
+            "outbox; a send over SMTP would be refused):"
+        )
+        for problem in plan.unreachable:
+            typer.echo(f"            {problem}")
+    elif plan.images:
+        typer.echo(f"Images:     {plan.images}, each answers at its address")
     if plan.campaign is not None and plan.remaining is not None:
         r = plan.remaining
         left = r["pending"] + r["sending"] + r["deferred"]

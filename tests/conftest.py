@@ -48,6 +48,40 @@ def copy_sample(folder: Path, text: str | None = None, name: str = "2021-05.yaml
     return path
 
 
+@pytest.fixture(scope="session")
+def media_site(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A web server on loopback publishing a media folder, as `newsletter serve` or a
+    bucket would: (the folder, its address). A live send over SMTP checks that the
+    email's images answer there."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path_factory.mktemp("site")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root / "media", f"http://127.0.0.1:{server.server_address[1]}/media"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def published_media(media_site: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """Sends in this test publish their images where media_site serves them."""
+    folder, url = media_site
+    monkeypatch.setenv("NEWSLETTER_MEDIA_DIR", str(folder))
+    monkeypatch.setenv("NEWSLETTER_MEDIA_URL", url)
+    return url
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's .env or NEWSLETTER_ variables."""

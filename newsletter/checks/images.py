@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from newsletter.checks import Subject
+from newsletter.checks import LinksAndImages, Subject
 from newsletter.fields import is_local
+from newsletter.render import RenderedIssue
+from newsletter.settings import Settings
 
 IMAGE_BUDGET = 200 * 1024
 TOTAL_BUDGET = 1024 * 1024
@@ -73,3 +75,19 @@ def _local(s: Subject) -> None:
             f"the issue's images weigh {total / 1024:.0f} KB together; readers on phones "
             f"wait for them (keep them under {TOTAL_BUDGET // 1024} KB)",
         )
+
+
+def unreachable(rendered: RenderedIssue, settings: Settings, timeout: float = 5.0) -> list[str]:
+    """Every image the email shows that does not answer at its address, with why."""
+    from newsletter.checks.links import unanswered, user_agent
+
+    urls = image_urls(rendered)
+    problems = unanswered(urls, timeout=timeout, user_agent=user_agent(settings))
+    return [f"{url} {problem}" for url, problem in problems.items()]
+
+
+def image_urls(rendered: RenderedIssue) -> list[str]:
+    """The address of every image the email shows, once each."""
+    parsed = LinksAndImages()
+    parsed.feed(rendered.html)
+    return list(dict.fromkeys(str(image.get("src") or "") for image in parsed.images))

@@ -42,40 +42,52 @@ def check(s: Subject) -> None:
             )
 
 
+def answers(url: str, *, timeout: float, user_agent: str) -> str | None:
+    """None when url answers without an error; otherwise what went wrong. HEAD first,
+    then GET where a server refuses HEAD; no retries."""
+    import urllib.error
+    import urllib.request
+
+    for method in ("HEAD", "GET"):
+        request = urllib.request.Request(url, method=method, headers={"User-Agent": user_agent})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return None if response.status < 400 else f"answered {response.status}"
+        except urllib.error.HTTPError as exc:
+            if method == "HEAD" and exc.code in (405, 501):
+                continue  # some servers refuse HEAD; ask once with GET
+            return f"answered {exc.code} {exc.reason}"
+        except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            return f"did not answer ({reason})"
+    return None
+
+
+def unanswered(
+    urls: list[str], *, timeout: float = 5.0, workers: int = 8, user_agent: str
+) -> dict[str, str]:
+    """Each of urls that does not answer, fetched concurrently and once, with why."""
+    import concurrent.futures
+    import functools
+
+    unique = list(dict.fromkeys(urls))
+    probe = functools.partial(answers, timeout=timeout, user_agent=user_agent)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        results = zip(unique, pool.map(probe, unique), strict=True)
+        return {url: problem for url, problem in results if problem}
+
+
 def check_links(
     issue_file: IssueFile, *, timeout: float = 5.0, workers: int = 8, user_agent: str
 ) -> list[Finding]:
     """Fetch every link written in the issue, concurrently, once each, no retries."""
-    import concurrent.futures
-    import urllib.error
-    import urllib.request
-
     places = Places(issue_file)
     urls = [u for u in places.urls if urlsplit(u).scheme in ("http", "https")]
-
-    def probe(url: str) -> str | None:
-        for method in ("HEAD", "GET"):
-            request = urllib.request.Request(url, method=method, headers={"User-Agent": user_agent})
-            try:
-                with urllib.request.urlopen(request, timeout=timeout) as response:
-                    return None if response.status < 400 else f"answered {response.status}"
-            except urllib.error.HTTPError as exc:
-                if method == "HEAD" and exc.code in (405, 501):
-                    continue  # some servers refuse HEAD; ask once with GET
-                return f"answered {exc.code} {exc.reason}"
-            except (urllib.error.URLError, TimeoutError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                return f"did not answer ({reason})"
-        return None
-
-    findings = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for url, problem in zip(urls, pool.map(probe, urls), strict=True):
-            if problem:
-                findings.append(
-                    Finding("link.broken", "error", f"{url} {problem}", **places.of_url(url))
-                )
-    return findings
+    problems = unanswered(urls, timeout=timeout, workers=workers, user_agent=user_agent)
+    return [
+        Finding("link.broken", "error", f"{url} {problem}", **places.of_url(url))
+        for url, problem in problems.items()
+    ]
 
 
 def user_agent(settings: Settings) -> str:

@@ -18,6 +18,15 @@ from pathlib import Path
 from newsletter.errors import NewsletterError
 
 KEPT = {"JPEG": "jpg", "PNG": "png", "GIF": "gif"}
+# The media type of a prepared file, by the extension of its name.
+MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif"}
+
+
+def media_type(name: str) -> str | None:
+    """The media type of a prepared file's name; None for a name no prepared file has."""
+    return MEDIA_TYPES.get(name.rsplit(".", 1)[-1]) if "." in name else None
+
+
 JPEG_QUALITY = 85
 MAX_SOURCE_PIXELS = 60_000_000  # a decompression bomb is refused, not decoded
 

@@ -31,9 +31,12 @@ from starlette.staticfiles import StaticFiles
 from watchfiles import awatch
 
 from newsletter.errors import NewsletterError
+from newsletter.media import media_type
 from newsletter.preview.state import Preview, force_scheme
 
 STATIC = Path(__file__).parent / "static"
+# Files a local image can be (what Pillow reads that an editor is likely to drop).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".heic", ".tif", ".tiff", ".bmp"}
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 _page = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(STATIC)), autoescape=True, undefined=jinja2.StrictUndefined
@@ -54,7 +57,10 @@ def _watched(preview: Preview) -> tuple[list[Path], Any]:
 
     def keep(_change: object, name: str) -> bool:
         path = Path(name).resolve()
-        return path in (issue, segments) or templates in path.parents
+        if path in (issue, segments) or templates in path.parents:
+            return True
+        # An image beside the issue (a local image's file, replaced or edited).
+        return path.suffix.lower() in IMAGE_SUFFIXES and issue.parent in path.parents
 
     return sorted(folders), keep
 
@@ -63,6 +69,7 @@ def _mtimes(preview: Preview) -> dict[Path, float]:
     """Modification times of everything the preview renders from."""
     paths = [preview.path, Path(preview.settings.segments_file)]
     paths += Path(preview.settings.templates_dir).rglob("*")
+    paths += (p for p in preview.path.parent.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     times = {}
     for path in paths:
         with contextlib.suppress(OSError):
@@ -131,7 +138,21 @@ def create_app(preview: Preview, *, port: int) -> Starlette:
         if copy is None:
             return HTMLResponse("<!doctype html><p>Nothing rendered yet.</p>")
         scheme = request.query_params.get("scheme", "auto")
-        return HTMLResponse(force_scheme(copy[0], scheme), headers={"Cache-Control": "no-store"})
+        # Local images come from this server, as prepared from the files on disk: nothing
+        # needs publishing to preview them.
+        html = copy[0].replace(f"{preview.settings.media_base()}/", "/media/")
+        return HTMLResponse(force_scheme(html, scheme), headers={"Cache-Control": "no-store"})
+
+    def media(request: Request) -> Response:
+        name = request.path_params["name"]
+        with preview.lock:
+            prepared = preview.rendered.media if preview.rendered else ()
+        found = [m for m in prepared if m.name == name]
+        if not found:
+            return PlainTextResponse("no such image in this issue", status_code=404)
+        return Response(
+            found[0].data, media_type=media_type(name), headers={"Cache-Control": "no-store"}
+        )
 
     def text(request: Request) -> Response:
         copy = personal()
@@ -232,6 +253,7 @@ def create_app(preview: Preview, *, port: int) -> Starlette:
     routes = [
         Route("/", page),
         Route("/email", email),
+        Route("/media/{name}", media),
         Route("/text", text),
         Route("/source", source),
         Route("/headers", headers),

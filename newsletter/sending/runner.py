@@ -118,6 +118,10 @@ class Plan:
     campaign: ledger.Campaign | None
     remaining: dict[str, int] | None
     transport: str
+    # The email's images, and those that did not answer at their address (a send to the
+    # outbox goes ahead with a warning; a send over SMTP is refused).
+    images: int = 0
+    unreachable: tuple[str, ...] = ()
 
 
 def transport_name(settings: Settings) -> str:

@@ -20,7 +20,7 @@ from newsletter.audience.segments import count
 from newsletter.checks import ChecksFailed, check_issue
 from newsletter.errors import NewsletterError
 from newsletter.issue import load_issue
-from newsletter.render import render_issue
+from newsletter.render import RenderedIssue, render_issue
 from newsletter.sending import ledger
 from newsletter.sending.message import Addressee, campaign_template, unsubscribe_mailto
 from newsletter.sending.runner import (
@@ -112,11 +112,40 @@ def plan(path: Path | str, settings: Settings, *, new_campaign: bool = False) ->
             "a new campaign with this version"
         )
     publish_media(rendered, settings)
+    images, unreachable = _images_answer(rendered, settings)
     via = transport_name(settings)
     if existing is not None:
         remaining = ledger.counts(engine, existing.id)
-        return Plan(issue_file.path, rendered, named, existing.recipients, existing, remaining, via)
-    return Plan(issue_file.path, rendered, named, count(engine, named), None, None, via)
+        return Plan(
+            issue_file.path,
+            rendered,
+            named,
+            existing.recipients,
+            existing,
+            remaining,
+            via,
+            images,
+            unreachable,
+        )
+    return Plan(
+        issue_file.path, rendered, named, count(engine, named), None, None, via, images, unreachable
+    )
+
+
+def _images_answer(rendered: RenderedIssue, settings: Settings) -> tuple[int, tuple[str, ...]]:
+    """How many images the email shows, and those that do not answer where it loads them
+    from. Over SMTP that refuses the send: every reader would get broken pictures."""
+    from newsletter.checks.images import image_urls, unreachable
+
+    problems = tuple(unreachable(rendered, settings))
+    if problems and settings.smtp_host:
+        raise NewsletterError(
+            f"{len(problems)} of the email's images do not answer, and every reader would see "
+            f"them broken: {'; '.join(problems)}. Publish the media folder "
+            f"({settings.media_dir}) at {settings.media_base()}/ (newsletter serve does), "
+            "then send again"
+        )
+    return len(image_urls(rendered)), problems
 
 
 def connect(plan: Plan, settings: Settings) -> Transport:

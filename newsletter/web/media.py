@@ -9,10 +9,10 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from newsletter.media import media_type
 from newsletter.web.common import Site
 
 _NAME = re.compile(r"[0-9a-f]{20}\.(jpg|png|gif)")
-_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif"}
 
 
 def routes(site: Site) -> list[tuple[str, object, list[str]]]:
@@ -26,7 +26,7 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
             return site.message("Not found", "There is no such image.", 404)
         return FileResponse(
             path,
-            media_type=_TYPES[match.group(1)],
+            media_type=media_type(name),
             headers={"Cache-Control": "public, max-age=31536000, immutable"},
         )
 

@@ -23,7 +23,7 @@ runner = CliRunner()
 
 
 def test_a_real_postfix_bounce_and_delay_come_back_and_count(
-    engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, published_media: str
 ) -> None:
     if not available():
         pytest.skip("needs Debian's postfix and root")

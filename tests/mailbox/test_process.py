@@ -140,7 +140,9 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> FaultHandler:
 
 
 @pytest.fixture
-def audience(engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
+def audience(
+    engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, published_media: str
+) -> sa.Engine:
     rows = "".join(f"p{i}@example.com,Person {i}\n" for i in range(1, 9))
     (tmp_path / "people.csv").write_text("email,name\n" + rows)
     assert run("subscribers", "import", str(tmp_path / "people.csv"))[0] == 0

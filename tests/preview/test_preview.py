@@ -122,6 +122,28 @@ def test_editing_the_file_updates_the_page_without_a_reload(page, issue: Path) -
     assert page.evaluate("window.__marker") == "same page"
 
 
+def test_local_images_show_from_disk_and_a_changed_image_re_renders(page, issue: Path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    frame = page.frame_locator("#frame")
+    images = "[...document.images].map(i => [i.getAttribute('src'), i.naturalWidth])"
+    frame.locator("img").last.evaluate("i => i.decode()")
+    shown = frame.locator("html").evaluate(images)
+    assert len(shown) == 7
+    for src, natural in shown:
+        assert src.startswith("/media/") and natural > 0, (src, natural)
+    # The editor replaces a photo with another of the same name: the preview follows.
+    before = page.evaluate("window.__preview.shown")
+    Image.new("RGB", (1600, 800), "#c23b52").save(
+        issue.parent / "images" / "2021-05" / "recruitment-exchange.jpg", "JPEG"
+    )
+    page.wait_for_function(f"window.__preview.shown > {before}", timeout=5000)
+    frame.locator("img").nth(1).evaluate("i => i.decode()")
+    after = frame.locator("html").evaluate(images)
+    assert after[1][0] != shown[1][0] and after[1][1] == 1072  # twice 536, the new file
+    assert [a for a in after if a[0] != shown[after.index(a)][0]] == [after[1]]
+
+
 def test_editing_the_theme_changes_the_colours(
     browser, issue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

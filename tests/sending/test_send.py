@@ -34,8 +34,11 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def audience(engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
-    """Five subscribers on the default list, and the settings a send needs."""
+def audience(
+    engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, published_media: str
+) -> sa.Engine:
+    """Five subscribers on the default list, and the settings a send needs (its images
+    published where they answer)."""
     rows = "".join(f"p{i}@example.com,Person {i}\n" for i in range(1, 6))
     (tmp_path / "people.csv").write_text("email,name\n" + rows)
     assert run("subscribers", "import", str(tmp_path / "people.csv"))[0] == 0
@@ -110,6 +113,44 @@ def test_live_send_delivers_with_the_required_headers(
         assert "Campaign:   resuming campaign 1 (5 sent, 0 to go)" in out
         assert out.splitlines()[-1] == "Campaign 1: 0 sent, 0 deferred, 0 failed, 0 skipped"
         assert handler.received == []
+
+
+def test_a_live_send_waits_until_every_image_answers(
+    audience: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    media_site: tuple[Path, str],
+) -> None:
+    # The images are prepared into a folder nobody publishes: the site answers 404.
+    folder, url = media_site
+    monkeypatch.setenv("NEWSLETTER_MEDIA_DIR", str(tmp_path / "unpublished"))
+    fresh = tmp_path.name  # nothing is published under it yet
+    monkeypatch.setenv("NEWSLETTER_MEDIA_URL", f"{url}/{fresh}")
+    handler = FaultHandler()
+    with Server(handler) as server:
+        use(monkeypatch, server.port)
+        code, out, err = live()
+        assert (code, out) == (1, "")
+        [line] = err.splitlines()
+        assert line.startswith("Error: 7 of the email's images do not answer, and every reader")
+        assert f"{url}/{fresh}/" in line and "answered 404" in line
+        assert handler.received == [] and ledger(audience) == {}
+        # Published where the email loads them from, they answer, and the send goes out.
+        monkeypatch.setenv("NEWSLETTER_MEDIA_DIR", str(folder / fresh))
+        code, out, err = live()
+        assert code == 0, err
+        assert "Images:     7, each answers at its address\n" in out
+        assert len(handler.received) == 5
+
+
+def test_a_send_to_the_outbox_only_warns_about_images(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch, published_media: str
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_MEDIA_URL", f"{published_media}/not-here")
+    code, out, err = live()
+    assert code == 0, err
+    assert "Images:     7 of 7 do not answer (fine for the outbox; a send over SMTP" in out
+    assert out.splitlines()[-1].startswith("Campaign 1: 5 sent")
 
 
 def test_recipient_refusals(audience: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletter.issue import load_issue  # noqa: E402
-from newsletter.render import engine, render_issue, render_mjml  # noqa: E402
+from newsletter.issue import IssueFile, load_issue  # noqa: E402
+from newsletter.render import RenderedIssue, engine, render_issue, render_mjml  # noqa: E402
 from newsletter.settings import Settings  # noqa: E402
 
 SAMPLE = ROOT / "issues" / "2021-05.yaml"
@@ -72,6 +72,46 @@ def official_mjml() -> list[str] | None:
     return [node, str(cli)]
 
 
+def images_report(issue: IssueFile, rendered: RenderedIssue, settings: Settings, runs: int) -> None:
+    """What preparing the sample's local images costs a render, against the same issue
+    without its images, and their sizes before and after."""
+    import re
+
+    bare_text = re.sub(r"(?m)^        image:\n(?:          .*\n)+", "", SAMPLE.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        bare_path = Path(tmp) / SAMPLE.name
+        bare_path.write_text(bare_text)
+        bare = load_issue(bare_path)
+        assert not any(a.image for a in bare.issue.articles())
+        without = median_ms(lambda: render_issue(bare, settings), runs)
+    from newsletter import media
+
+    def cold() -> object:
+        media._cache.clear()  # as a build pays: every image prepared from its file
+        return render_issue(issue, settings)
+
+    with_images = median_ms(cold, runs)
+    warm = median_ms(lambda: render_issue(issue, settings), runs)
+    print(f"local images, median of {runs} renders:")
+    print(f"  render without its images  {without:7.2f} ms")
+    print(
+        f"  render preparing them      {with_images:7.2f} ms   "
+        f"(+{with_images - without:.0f} ms, {with_images / without:.2f}x: a build)"
+    )
+    print(
+        f"  render, prepared before    {warm:7.2f} ms   "
+        f"(+{warm - without:.0f} ms: the preview's next save)"
+    )
+    source = sum(m.source_bytes for m in rendered.media)
+    prepared = sum(len(m.data) for m in rendered.media)
+    for m in rendered.media:
+        print(
+            f"    {m.source_width:5d} px {m.source_bytes:8,d} B  ->  {m.width:5d} px "
+            f"{len(m.data):7,d} B   shown at {m.display_width} px"
+        )
+    print(f"  together {source:,d} B -> {prepared:,d} B ({prepared / source:.2f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="in-process repetitions")
@@ -103,6 +143,7 @@ def main() -> None:
     print(f"    mjml-python compile      {mjml_ms:7.2f} ms")
     print(f"    premailer inlining       {inline:7.2f} ms")
     print(f"  first render (cold caches) {first:7.2f} ms")
+    images_report(issue, rendered, settings, args.runs)
 
     with tempfile.TemporaryDirectory() as tmp:
         exe = Path(sys.executable).with_name("newsletter")

@@ -42,8 +42,34 @@ class Prepared:
     display_width: int  # the width it is prepared to be shown at
 
 
+# Prepared images of this process, by file, its modification time and size, and the
+# width: a preview re-renders on every save, and preparing is most of a render's time.
+_cache: dict[tuple[Path, int, int, int], Prepared] = {}
+_CACHE_SIZE = 64
+
+
 def prepare(path: Path, display_width: int) -> Prepared:
     """The image at path, prepared to be shown display_width pixels wide."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise NewsletterError(f"no such image file {path}") from None
+    except OSError as exc:
+        raise NewsletterError(f"cannot read {path}: {exc.strerror}") from None
+    key = (path.resolve(), stat.st_mtime_ns, stat.st_size, display_width)
+    if (cached := _cache.get(key)) is None:
+        cached = _prepare(path, display_width)
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = cached
+    return cached
+
+
+# EXIF orientations that turn the picture a quarter: its stored width is its height.
+_QUARTER_TURNS = {5, 6, 7, 8}
+
+
+def _prepare(path: Path, display_width: int) -> Prepared:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = MAX_SOURCE_PIXELS
@@ -52,6 +78,18 @@ def prepare(path: Path, display_width: int) -> Prepared:
         with Image.open(io.BytesIO(raw)) as opened:
             source_format = opened.format or ""
             frames = getattr(opened, "n_frames", 1)
+            turned = opened.getexif().get(0x0112) in _QUARTER_TURNS
+            source_width = opened.height if turned else opened.width
+            if source_format == "JPEG":
+                # Decode at the smallest scale (1/2, 1/4, 1/8) still at least twice the
+                # display width: a 4000-pixel photo is not decoded whole to make 400.
+                wanted = display_width * 2
+                opened.draft(
+                    opened.mode,
+                    (wanted, wanted * opened.height // max(1, opened.width))
+                    if not turned
+                    else (wanted * opened.width // max(1, opened.height), wanted),
+                )
             image = ImageOps.exif_transpose(opened)
             image.load()
     except FileNotFoundError:
@@ -62,7 +100,6 @@ def prepare(path: Path, display_width: int) -> Prepared:
         # An animation is kept as it is: the width attribute scales it in the email.
         name = f"{hashlib.sha256(raw).hexdigest()[:20]}.gif"
         return Prepared(name, raw, image.width, image.height, len(raw), image.width, display_width)
-    source_width = image.width
     target = min(image.width, display_width * 2)
     if image.width > target:
         height = max(1, round(image.height * target / image.width))

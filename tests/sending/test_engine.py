@@ -33,11 +33,6 @@ CONNECTIONS = 2
 BOUND = CONNECTIONS + 40
 
 
-@pytest.fixture(autouse=True)
-def _media(published_media: str) -> None:
-    """Every send here publishes its images where they answer (env_for passes them on)."""
-
-
 def env_for(db_url: str, port: int | None, **extra: str) -> dict[str, str]:
     media = ("NEWSLETTER_MEDIA_DIR", "NEWSLETTER_MEDIA_URL")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_") or k in media}

@@ -322,3 +322,24 @@ def _container_item(annotation: Any) -> Any:
     if origin is dict and len(args) == 2:
         return args[1]
     return None
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes text the way an editor would: several lines as a literal block."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value.strip("\n"):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value.strip("\n") + "\n", "|")
+    if len(value) > 80:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value + "\n", ">")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _text)
+
+
+def dump(data: Any) -> str:
+    """data as YAML a person can edit: keys in the given order, words unescaped, long
+    paragraphs as literal blocks."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=88, indent=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from newsletter import fields, yamlfile
 from newsletter.errors import InputError, Location, NewsletterError, Problem
@@ -24,12 +25,16 @@ __all__ = [
 
 @dataclass(frozen=True)
 class IssueFile:
-    """A validated issue with the name it is known by (the file's stem)."""
+    """A validated issue with the name it is known by (the file's stem). An edition in
+    another language keeps the source's path and slug, and names its language and the
+    translation it was made from."""
 
     path: str
     slug: str
     issue: Issue
     doc: yamlfile.YamlDocument | None = None
+    edition: str | None = None
+    translation: Any = None  # translation.TranslationFile, for an edition
 
     def location(self, *path: str | int) -> Location:
         """Where a key of the issue stands in its file, for errors found after loading."""
@@ -38,9 +43,37 @@ class IssueFile:
         return self.doc.location(path)
 
 
+_TRANSLATION_NAME = re.compile(
+    r"(?P<slug>[A-Za-z0-9][A-Za-z0-9_-]{0,63})\.(?P<lang>[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*)"
+)
+
+
+def split_name(path: Path | str) -> tuple[str, str | None]:
+    """(slug, language) of an issue file's name: 2021-05.es.yaml is ('2021-05', 'es');
+    a source issue's has no language."""
+    from newsletter.languages import canonical
+
+    stem = Path(path).stem
+    match = _TRANSLATION_NAME.fullmatch(stem)
+    if match:
+        return match["slug"], canonical(match["lang"])
+    return stem, None
+
+
+def source_issues(folder: Path) -> list[Path]:
+    """The issues in a folder, not their translations, by name."""
+    return [p for p in sorted(folder.glob("*.yaml")) if split_name(p)[1] is None]
+
+
 def parse_issue(text: str, file: str) -> IssueFile:
     """Validate issue YAML text; every problem carries file, line and column."""
-    slug = Path(file).stem
+    slug, language = split_name(file)
+    if language is not None:
+        raise NewsletterError(
+            f"this is the '{language}' translation of {slug}.yaml: name {slug}.yaml (with "
+            f"--lang {language} where a command takes it)",
+            Location(file),
+        )
     try:
         fields.slug(slug)
     except ValueError:
@@ -95,7 +128,7 @@ def new_issue(slug: str, issues_dir: Path) -> tuple[Path, Path]:
     target = issues_dir / f"{slug}.yaml"
     if target.exists():
         raise NewsletterError("already exists; pick another name or edit it", Location(str(target)))
-    existing = sorted(issues_dir.glob("*.yaml"))
+    existing = source_issues(issues_dir)
     if not existing:
         raise NewsletterError(f"no issue to start from in {issues_dir}/")
     latest = existing[-1]

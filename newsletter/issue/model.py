@@ -29,11 +29,11 @@ Markdown = Annotated[
 ]
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
-class Image(_Strict):
+class Image(Strict):
     """An article's picture. Alt text is required: many readers never see the image.
 
     `side` sits beside the text, `full` spans the card above it; each is shown at most as
@@ -57,20 +57,21 @@ class Image(_Strict):
         return self
 
 
-class Article(_Strict):
+class Article(Strict):
     title: Text = Field(max_length=200)
     summary: Markdown
     link: AbsoluteURL
     image: Image | None = None
-    cta: Text = Field(default="Read more", max_length=40)
+    # The button's label; the theme's "Read more" in the issue's language when absent.
+    cta: Text | None = Field(default=None, max_length=40)
 
 
-class Section(_Strict):
+class Section(Strict):
     title: Text = Field(max_length=120)
     articles: list[Article] = Field(min_length=1)
 
 
-class Issue(_Strict):
+class Issue(Strict):
     """One monthly bulletin, as the editor writes it in issues/*.yaml."""
 
     subject: HeaderText = Field(max_length=150)
@@ -79,7 +80,8 @@ class Issue(_Strict):
     language: Language = "en"
     audience: Slug = "everyone"
     template: Slug = "default"
-    name_fallback: Text = Field(default="reader", max_length=60)
+    # What "Hello ...," says without a name; the theme's word ("reader") when absent.
+    name_fallback: Text | None = Field(default=None, max_length=60)
     intro: Markdown
     sections: list[Section] = Field(min_length=1)
     closing: Markdown

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jinja2
 import yaml
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
-from newsletter import markdown
+from newsletter import languages, markdown
 from newsletter.errors import Location, NewsletterError, RenderError, TemplateError
 from newsletter.fields import is_local
 from newsletter.issue import Issue, IssueFile
@@ -72,6 +73,8 @@ class RenderedIssue:
     # Local images, prepared; published by whoever writes or sends the issue (the frozen
     # form keeps only their names, in the HTML).
     media: tuple[Prepared, ...] = field(default=(), repr=False, compare=False)
+    # Theme strings the language has no word for, shown in English (the check warns).
+    missing_strings: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def freeze(self) -> str:
         """Everything a campaign needs to send this render again, byte for byte, as JSON."""
@@ -133,28 +136,75 @@ class RenderedIssue:
         )
 
 
-# The editor changes theme.yaml while the preview runs: the cache is keyed on the file's
-# modification time and size, so an edit is read at the next render.
-_themes: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+# The editor changes theme.yaml (or a strings file) while the preview runs: the cache is
+# keyed on the file's modification time and size, so an edit is read at the next render.
+_theme_files: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
 
 
-def _theme(templates_dir: Path, template: str) -> dict[str, Any]:
-    path = templates_dir / template / "theme.yaml"
+def _theme_file(path: Path, what: str) -> dict[str, Any]:
+    """A YAML mapping of the theme's, or {} when the file does not exist."""
     try:
         stat = path.stat()
     except FileNotFoundError:
         return {}
     stamp = (stat.st_mtime_ns, stat.st_size)
-    cached = _themes.get(path)
+    cached = _theme_files.get(path)
     if cached is not None and cached[0] == stamp:
         return cached[1]
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"theme file is not valid YAML: {exc}", Location(str(path))) from None
-    theme = data if isinstance(data, dict) else {}
-    _themes[path] = (stamp, theme)
-    return theme
+        raise TemplateError(f"{what} is not valid YAML: {exc}", Location(str(path))) from None
+    mapping = data if isinstance(data, dict) else {}
+    _theme_files[path] = (stamp, mapping)
+    return mapping
+
+
+def _theme(templates_dir: Path, template: str) -> dict[str, Any]:
+    return _theme_file(templates_dir / template / "theme.yaml", "theme file")
+
+
+def theme_strings(
+    templates_dir: Path, template: str, language: str
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The theme's words in language (strings/LANG.yaml, nearest first: pt-BR, pt), each
+    missing one in English; and the keys that fell back to English."""
+    folder = templates_dir / template / "strings"
+    catalog: dict[str, str] = {}
+    tried = languages.chain(language, "en")
+    for tag in reversed(tried):
+        path = folder / f"{tag}.yaml"
+        for key, value in _theme_file(path, "strings file").items():
+            if not isinstance(value, str):
+                raise TemplateError(f"the string '{key}' is not text", Location(str(path)))
+            catalog[str(key)] = value
+    if languages.canonical(language).split("-")[0] == "en":
+        return catalog, ()
+    english = _theme_file(folder / "en.yaml", "strings file")
+    own: set[str] = set()
+    for tag in tried[:-1]:
+        own |= set(_theme_file(folder / f"{tag}.yaml", "strings file"))
+    return catalog, tuple(sorted(set(english) - own))
+
+
+def _sayer(catalog: dict[str, str], *, html: bool) -> Any:
+    """say(key, **values): the theme's string for key with {name}-style values filled in,
+    escaped for HTML when html (the values too, unless they are markup already)."""
+
+    def say(key: str, **values: object) -> str:
+        if key not in catalog:
+            raise jinja2.exceptions.UndefinedError(f"no string '{key}' in the theme's strings")
+        if not html:
+            text = catalog[key]
+            for name, value in values.items():
+                text = text.replace(f"{{{name}}}", str(value))
+            return text
+        out = escape(catalog[key])
+        for name, value in values.items():
+            out = out.replace(f"{{{name}}}", escape(value))
+        return Markup(out)
+
+    return say
 
 
 @dataclass(frozen=True)
@@ -164,6 +214,12 @@ class _Job:
     placeholders: Placeholders
     context: dict[str, Any]
     media: tuple[Prepared, ...] = ()
+    strings: dict[str, str] = field(default_factory=dict)
+    missing_strings: tuple[str, ...] = ()
+
+    @property
+    def name_fallback(self) -> str:
+        return self.issue.name_fallback or self.strings.get("reader", "reader")
 
     def path(self, kind: str) -> tuple[str, str]:
         """(template name, its path) for kind 'mjml' or 'txt'."""
@@ -183,6 +239,7 @@ def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
     theme = _theme(templates_dir, issue.template)
     images, media = _images(issue_file, settings, theme)
     logo, logo_media = _logo(templates_dir, issue.template, theme, settings)
+    strings, missing = theme_strings(templates_dir, issue.template, issue.language)
     sections = [
         {
             "title": section.title,
@@ -191,7 +248,7 @@ def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
                     "title": a.title,
                     "link": a.link,
                     "image": images.get(id(a.image)),
-                    "cta": a.cta,
+                    "cta": a.cta or strings.get("read_more", "Read more"),
                     # Rendered from Markdown with raw HTML off, so already escaped.
                     "summary_html": Markup(markdown.to_html(a.summary)),
                     "summary_text": markdown.to_text(a.summary),
@@ -210,8 +267,12 @@ def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
         "links": placeholders.links(),
         "sections": sections,
         "logo": logo,
+        "lang": issue.language,
+        "dir": languages.direction(issue.language),
+        "month": languages.month(issue.date, issue.language),
     }
-    return _Job(issue, templates_dir, placeholders, context, tuple(media + logo_media))
+    media_all = tuple(media + logo_media)
+    return _Job(issue, templates_dir, placeholders, context, media_all, strings, missing)
 
 
 # Where the theme does not say: the widest an image may be shown beside the text, and
@@ -295,6 +356,7 @@ def _mjml_source(job: _Job) -> str:
         job.path("mjml")[0],
         {
             **job.context,
+            "say": _sayer(job.strings, html=True),
             "intro": Markup(markdown.to_html(job.issue.intro)),
             "closing": Markup(markdown.to_html(job.issue.closing)),
             "preheader_filler": Markup(PREHEADER_FILLER),
@@ -323,6 +385,7 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
         text_name,
         {
             **job.context,
+            "say": _sayer(job.strings, html=False),
             "intro": markdown.to_text(issue.intro),
             "closing": markdown.to_text(issue.closing),
         },
@@ -343,7 +406,7 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
         subject=issue.subject,
         preheader=issue.preheader,
         language=issue.language,
-        name_fallback=issue.name_fallback,
+        name_fallback=job.name_fallback,
         html=html,
         text=text,
         content_hash=_content_hash(issue.subject, issue.preheader, html, text),
@@ -351,6 +414,7 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
         _text=text_parts,
         placeholder_nonce=job.placeholders.nonce,
         media=job.media,
+        missing_strings=job.missing_strings,
     )
 
 

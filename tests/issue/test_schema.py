@@ -47,7 +47,8 @@ def test_minimal_issue_gets_defaults() -> None:
     assert issue.audience == "everyone"
     assert issue.template == "default"
     assert issue.language == "en"
-    assert issue.sections[0].articles[0].cta == "Read more"
+    # The button's label and the nameless greeting come from the theme, in the language.
+    assert issue.sections[0].articles[0].cta is None and issue.name_fallback is None
 
 
 def test_yaml_words_stay_text() -> None:

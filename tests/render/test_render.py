@@ -351,7 +351,9 @@ def test_unknown_mjml_tag_is_an_error(theme_copy: Path) -> None:
 
 def test_theme_without_unsubscribe_link_is_refused(theme_copy: Path) -> None:
     path = theme_copy / "default" / "issue.txt.j2"
-    path.write_text(path.read_text().replace("Unsubscribe: {{ links.unsubscribe }}", ""))
+    path.write_text(
+        path.read_text().replace('{{ say("unsubscribe") }}: {{ links.unsubscribe }}', "")
+    )
     with pytest.raises(RenderError, match="has no unsubscribe link"):
         _render_with(theme_copy)
 

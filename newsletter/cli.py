@@ -125,6 +125,30 @@ def new(
     typer.echo(f"Created {created} from {source}. Edit it, then run: newsletter validate {created}")
 
 
+@app.command()
+@reports_errors
+def translate(
+    file: Annotated[Path, typer.Argument(help="The issue file (the source).", show_default=False)],
+    lang: Annotated[str, typer.Option("--lang", help="The language, e.g. es or pt-BR.")],
+) -> None:
+    """Start the translation of an issue into a language, or add the items it lacks.
+
+    Writes issues/SLUG.LANG.yaml beside the issue. Items still to translate hold the
+    source's words and `todo: true`; `newsletter check` lists them, and the stale ones.
+
+    Example: newsletter translate issues/2021-05.yaml --lang es
+    """
+    from newsletter.services import issues
+
+    result = issues.translate(file, lang)
+    if result.created:
+        typer.echo(f"Created {result.path}: {result.added} items to translate (todo: true).")
+    elif result.added:
+        typer.echo(f"Updated {result.path}: {result.added} items added to translate.")
+    else:
+        typer.echo(f"{result.path} has every item; `newsletter check {file}` lists stale ones.")
+
+
 # Audience: subscribers, lists, segments and the database.
 
 subscribers_app = typer.Typer(

@@ -24,6 +24,10 @@ Severity = Literal["error", "warning"]
 RULES: dict[str, tuple[Severity, str]] = {
     "size.clipped": ("error", "HTML over 102 KB: Gmail clips it and hides the unsubscribe link"),
     "size.near-clip": ("warning", "HTML over 90 KB, close to Gmail's clipping"),
+    "translation.missing": ("error", "a translation with items still to translate"),
+    "translation.stale": ("warning", "a translated item whose source text changed since"),
+    "translation.orphan": ("warning", "a translated item the source no longer has"),
+    "theme.strings": ("warning", "theme words missing in the edition's language (English shown)"),
     "image.alt": ("error", "an image without alt text"),
     "image.https": ("error", "an image not loaded from an absolute https URL"),
     "image.width": ("warning", "an image without a width"),
@@ -208,7 +212,16 @@ def check_issue(
     message: bytes | None = None,
 ) -> Report:
     """Every rule that needs no network. message: the built sample message, if at hand."""
-    from newsletter.checks import dkim, images, links, size, subject, text, unsubscribe
+    from newsletter.checks import (
+        dkim,
+        images,
+        links,
+        size,
+        subject,
+        text,
+        translations,
+        unsubscribe,
+    )
     from newsletter.render.versions import sample_values
     from newsletter.sending.message import sample_message
 
@@ -235,6 +248,7 @@ def check_issue(
         unsubscribe.check,
         text.check,
         dkim.check,
+        translations.check,
     ]
     for group in groups:
         group(subject_)

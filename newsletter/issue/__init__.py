@@ -35,9 +35,13 @@ class IssueFile:
     doc: yamlfile.YamlDocument | None = None
     edition: str | None = None
     translation: Any = None  # translation.TranslationFile, for an edition
+    # What the translation lacks or has too much of (translation.Gap), for the check.
+    gaps: tuple[Any, ...] = ()
 
     def location(self, *path: str | int) -> Location:
         """Where a key of the issue stands in its file, for errors found after loading."""
+        if self.translation is not None and tuple(path) in self.translation.doc.values:
+            return Location(self.translation.path, *self.translation.doc.values[tuple(path)])
         if self.doc is None:
             return Location(self.path)
         return self.doc.location(path)

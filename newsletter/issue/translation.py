@@ -391,6 +391,7 @@ def edition(issue_file: IssueFile, tf: TranslationFile) -> IssueFile:
         doc=issue_file.doc,
         edition=tf.language,
         translation=tf,
+        gaps=tuple(gaps(issue_file, tf)),
     )
 
 

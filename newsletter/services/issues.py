@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from newsletter import fields, languages, yamlfile
 from newsletter.errors import NewsletterError
 from newsletter.files import write_atomically
 from newsletter.issue import IssueFile, load_issue, new_issue
@@ -83,11 +85,67 @@ def publish_media(rendered: RenderedIssue, settings: Settings, also: Path | None
             raise NewsletterError(f"cannot write images into {folder}: {exc.strerror}") from None
 
 
+def editions(issue_file: IssueFile) -> dict[str, IssueFile]:
+    """The issue in every language it has: the source's first, then each translation
+    beside it (issues/SLUG.LANG.yaml)."""
+    from newsletter.issue.translation import edition, parse_translation, translations_of
+
+    found = {languages.canonical(issue_file.issue.language): issue_file}
+    for path in translations_of(issue_file):
+        text = yamlfile.read_text(path, what="translation file")
+        translation = parse_translation(text, str(path), issue_file)
+        found[translation.language] = edition(issue_file, translation)
+    return found
+
+
+def load_edition(path: Path | str, language: str | None) -> IssueFile:
+    """The issue in language (its nearest edition: pt-BR, pt, then the source's)."""
+    issue_file = load_issue(path)
+    if language is None:
+        return issue_file
+    everything = editions(issue_file)
+    source = languages.canonical(issue_file.issue.language)
+    return everything[languages.pick(language, everything, source)]
+
+
+@dataclass(frozen=True)
+class Translated:
+    path: Path
+    created: bool
+    added: int  # items added for the translator, marked todo
+
+
+def translate(path: Path | str, language: str) -> Translated:
+    """Start the language's translation of an issue, or add the items it still lacks."""
+    from newsletter.issue.translation import (
+        load_translation,
+        translation_path,
+        translation_text,
+    )
+
+    issue_file = load_issue(path)
+    try:
+        language = languages.canonical(fields.language_tag(language))
+    except ValueError as exc:
+        raise NewsletterError(f"--lang: {exc}") from None
+    if language == languages.canonical(issue_file.issue.language):
+        raise NewsletterError(f"{issue_file.path} is already in '{language}'")
+    target = translation_path(issue_file, language)
+    existing = load_translation(issue_file, language) if target.exists() else None
+    text, added = translation_text(issue_file, language, existing)
+    if existing is None or added:
+        try:
+            write_atomically(target, text.encode("utf-8"))
+        except OSError as exc:
+            raise NewsletterError(f"cannot write {target}: {exc.strerror}") from None
+    return Translated(target, existing is None, added)
+
+
 def check(
     path: Path | str, settings: Settings, *, links: bool = False, spam: bool = False
 ) -> Report:
-    """Every check of an issue. An issue that does not load gives `schema` findings, each
-    at its own place, instead of an exception."""
+    """Every check of an issue and of each of its editions. An issue that does not load
+    gives `schema` findings, each at its own place, instead of an exception."""
     from newsletter.checks import Report, check_issue, schema_findings
     from newsletter.checks.links import check_links, user_agent
     from newsletter.checks.spam import check_spam
@@ -96,9 +154,20 @@ def check(
     try:
         issue_file = load_issue(path)
         rendered = render_issue(issue_file, settings)
+        others = list(editions(issue_file).values())[1:]
+        renders = [(other, render_issue(other, settings)) for other in others]
     except NewsletterError as error:
         return Report(schema_findings(error, str(path)))
     report = check_issue(issue_file, rendered, settings)
+    seen = {(f.rule, f.message, f.file, f.line) for f in report.findings}
+    for other, other_rendered in renders:
+        for finding in check_issue(other, other_rendered, settings).findings:
+            if (finding.rule, finding.message, finding.file, finding.line) in seen:
+                continue  # the same in every edition: said once
+            if finding.file in (None, issue_file.path):
+                said = f"the '{other.edition}' edition: {finding.message}"
+                finding = dataclasses.replace(finding, message=said)
+            report.findings.append(finding)
     if links:
         report.findings.extend(check_links(issue_file, user_agent=user_agent(settings)))
     if spam:

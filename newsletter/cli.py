@@ -546,6 +546,10 @@ def send(
             "newsletter worker sends it.",
         ),
     ] = None,
+    lang: Annotated[
+        str | None,
+        typer.Option("--lang", help="With --test: the edition in this language, e.g. es."),
+    ] = None,
 ) -> None:
     """Send a test copy (--test) or the live campaign (--live), now or --at a time.
 
@@ -560,8 +564,10 @@ def send(
     if test == live:
         raise NewsletterError("choose one: --test or --live")
     settings = load_settings()
+    if lang is not None and not test:
+        raise NewsletterError("--lang goes with --test: a live send gives everyone their edition")
     if test:
-        summary = campaigns.send_test(file, settings, to or None)
+        summary = campaigns.send_test(file, settings, to or None, language=lang)
         for address, outcome in summary.outcomes:
             typer.echo(f"{address}: {outcome}")
         typer.echo(_summary_lines(None, summary)[0])
@@ -577,15 +583,24 @@ def send(
     )
     typer.echo(f"Segment:    {plan.segment.name}{description}")
     typer.echo(f"Recipients: {plan.recipients}")
-    typer.echo(f"Content:    {plan.rendered.content_hash[:12]}")
+    if len(plan.editions) > 1:
+        for n, (language, edition) in enumerate(plan.editions.items()):
+            label = "Editions:   " if n == 0 else " " * 12
+            typer.echo(
+                f"{label}{language:<6} {plan.per_edition.get(language, 0):>7} "
+                f"recipients  content {edition.content_hash[:12]}  {edition.subject}"
+            )
+    typer.echo(f"Content:    {(plan.content_hash or plan.rendered.content_hash)[:12]}")
     typer.echo(f"Via:        {plan.transport}")
     if plan.unreachable:
         typer.echo(
             f"Images:     {len(plan.unreachable)} of {plan.images} do not answer (fine for the "
             "outbox; a send over SMTP would be refused):"
         )
-        for problem in plan.unreachable:
+        for problem in plan.unreachable[:3]:
             typer.echo(f"            {problem}")
+        if len(plan.unreachable) > 3:
+            typer.echo(f"            and {len(plan.unreachable) - 3} more")
     elif plan.images:
         typer.echo(f"Images:     {plan.images}, each answers at its address")
     if plan.campaign is not None and plan.remaining is not None:

@@ -78,12 +78,21 @@ def _complete(*names: str) -> Callable[[Connection], None]:
     return step
 
 
+def _steps(*steps: Callable[[Connection], None]) -> Callable[[Connection], None]:
+    def step(conn: Connection) -> None:
+        for each in steps:
+            each(conn)
+
+    return step
+
+
 # Version N is reached by running MIGRATIONS[N - 1]. Append; never edit a released step.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create("subscribers", "lists", "subscriptions", "tags", "suppressions"),
     _create("campaigns", "deliveries"),
     _complete("campaigns", "deliveries"),
     _create("events", "mailbox_reports"),
+    _steps(_create("campaign_editions"), _complete("deliveries")),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

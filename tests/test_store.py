@@ -38,10 +38,10 @@ def test_a_version_2_database_upgrades_and_its_campaign_resumes(
     monkeypatch.setenv("NEWSLETTER_SEGMENTS_FILE", str(ROOT / "segments.yaml"))
     monkeypatch.setenv("NEWSLETTER_OUTBOX_DIR", str(tmp_path / "outbox"))
     result = runner.invoke(app, ["db", "upgrade"])
-    assert result.stdout == "Upgraded the database from schema version 2 to 4\n"
+    assert result.stdout == "Upgraded the database from schema version 2 to 5\n"
     assert runner.invoke(app, ["send", str(SAMPLE), "--live", "--yes"]).exit_code == 0
     again = runner.invoke(app, ["send", str(SAMPLE), "--live", "--yes", "--new-campaign"])
     assert again.stdout.splitlines()[-1] == "Campaign 2: 1 sent, 0 deferred, 0 failed, 0 skipped"
     assert runner.invoke(app, ["db", "upgrade"]).stdout == (
-        "The database is at schema version 4; nothing to do\n"
+        "The database is at schema version 5; nothing to do\n"
     )

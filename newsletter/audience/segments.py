@@ -182,6 +182,19 @@ def count(engine: Engine, named: NamedSegment) -> int:
         )
 
 
+def count_by_language(engine: Engine, named: NamedSegment) -> dict[str | None, int]:
+    """The segment's recipients, counted by their language (None: not set)."""
+    with engine.connect() as conn:
+        where = condition(conn, named)
+        rows = conn.execute(
+            sa.select(subscribers.c.language, sa.func.count())
+            .select_from(subscribers)
+            .where(where)
+            .group_by(subscribers.c.language)
+        ).all()
+    return {language: int(n) for language, n in rows}
+
+
 @dataclass(frozen=True)
 class RecipientRow:
     id: int

@@ -226,7 +226,7 @@ def check_issue(
     from newsletter.sending.message import sample_message
 
     findings: list[Finding] = []
-    copy = rendered.personalize(sample_values(settings, rendered.slug))
+    copy = rendered.personalize(sample_values(settings, rendered.slug, rendered.edition))
     parsed = LinksAndImages()
     parsed.feed(copy.html)
     if message is None:

@@ -75,6 +75,8 @@ class RenderedIssue:
     media: tuple[Prepared, ...] = field(default=(), repr=False, compare=False)
     # Theme strings the language has no word for, shown in English (the check warns).
     missing_strings: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    # The language of a translated edition; None for the issue as written.
+    edition: str | None = None
 
     def freeze(self) -> str:
         """Everything a campaign needs to send this render again, byte for byte, as JSON."""
@@ -90,6 +92,7 @@ class RenderedIssue:
                 "text": self.text,
                 "content_hash": self.content_hash,
                 "placeholder_nonce": self.placeholder_nonce,
+                "edition": self.edition,
             },
             ensure_ascii=False,
             sort_keys=True,
@@ -113,6 +116,7 @@ class RenderedIssue:
             _html=Spliced.split(data["html"], placeholders),
             _text=Spliced.split(data["text"], placeholders),
             placeholder_nonce=data["placeholder_nonce"],
+            edition=data.get("edition"),
         )
         if _content_hash(thawed.subject, thawed.preheader, thawed.html, thawed.text) != (
             thawed.content_hash
@@ -415,6 +419,7 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
         placeholder_nonce=job.placeholders.nonce,
         media=job.media,
         missing_strings=job.missing_strings,
+        edition=issue_file.edition,
     )
 
 

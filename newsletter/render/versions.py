@@ -10,17 +10,18 @@ SAMPLE_NAME = "Alex Reader"
 SAMPLE_EMAIL = "alex.reader@example.org"
 
 
-def view_online_url(settings: Settings, slug: str) -> str:
-    return settings.public_url("archive", slug) + "/"
+def view_online_url(settings: Settings, slug: str, edition: str | None = None) -> str:
+    """The issue's web version in the archive: /archive/SLUG/, /archive/SLUG/LANG/."""
+    return settings.public_url("archive", slug, *([edition] if edition else [])) + "/"
 
 
-def sample_values(settings: Settings, slug: str) -> PersonalValues:
+def sample_values(settings: Settings, slug: str, edition: str | None = None) -> PersonalValues:
     """Made-up recipient data for previews and the sample message."""
     return PersonalValues(
         email=SAMPLE_EMAIL,
         name=SAMPLE_NAME,
         unsubscribe_url=settings.public_url("unsubscribe", "sample-token"),
-        view_online_url=view_online_url(settings, slug),
+        view_online_url=view_online_url(settings, slug, edition),
         preferences_url=settings.public_url("preferences", "sample-token"),
     )
 
@@ -31,7 +32,7 @@ def public_version(rendered: RenderedIssue, settings: Settings) -> Personalized:
         PersonalValues(
             email="",
             unsubscribe_url=settings.public_url("unsubscribe"),
-            view_online_url=view_online_url(settings, rendered.slug),
+            view_online_url=view_online_url(settings, rendered.slug, rendered.edition),
             preferences_url=settings.public_url("preferences"),
         )
     )

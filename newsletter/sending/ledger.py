@@ -14,6 +14,7 @@ touched. Claims hold the write lock (SQLite) or lock rows with FOR UPDATE SKIP L
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -23,11 +24,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from newsletter import languages
 from newsletter.audience.db import subscribers
 from newsletter.audience.segments import NamedSegment, condition, recipients
 from newsletter.errors import NewsletterError
 from newsletter.render import RenderedIssue
-from newsletter.sending.tables import DELIVERY_STATES, campaigns, deliveries
+from newsletter.sending.tables import DELIVERY_STATES, campaign_editions, campaigns, deliveries
 from newsletter.sending.transport import Outcome
 from newsletter.store import utcnow, write_transaction
 
@@ -56,6 +58,8 @@ class Claim:
     attempts: int
     # Taken over from a sender whose lease expired: it may have gone out already.
     resent: bool = False
+    # The edition (language) fixed for this delivery; None for a campaign of one render.
+    edition: str | None = None
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
@@ -99,6 +103,47 @@ def frozen_issue(engine: Engine, campaign_id: int) -> RenderedIssue | None:
     return RenderedIssue.thaw(frozen) if frozen else None
 
 
+def editions_hash(editions: dict[str, RenderedIssue]) -> str:
+    """A campaign's content hash: its one render's, or a hash over every edition's."""
+    if len(editions) == 1:
+        return next(iter(editions.values())).content_hash
+    digest = hashlib.sha256()
+    for language in sorted(editions):
+        digest.update(f"{language}:{editions[language].content_hash}\n".encode())
+    return digest.hexdigest()
+
+
+def frozen_editions(engine: Engine, campaign_id: int) -> dict[str | None, RenderedIssue]:
+    """The renders the campaign froze, by edition (language); a campaign made before
+    editions has its one render under None."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(campaign_editions.c.language, campaign_editions.c.frozen).where(
+                campaign_editions.c.campaign_id == campaign_id
+            )
+        ).all()
+    found: dict[str | None, RenderedIssue] = {
+        language: RenderedIssue.thaw(frozen) for language, frozen in rows
+    }
+    if not found and (single := frozen_issue(engine, campaign_id)) is not None:
+        found[None] = single
+    return found
+
+
+def edition_counts(engine: Engine, campaign_id: int) -> dict[str | None, dict[str, int]]:
+    """Deliveries by edition and state."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(deliveries.c.edition, deliveries.c.status, sa.func.count())
+            .where(deliveries.c.campaign_id == campaign_id)
+            .group_by(deliveries.c.edition, deliveries.c.status)
+        ).all()
+    found: dict[str | None, dict[str, int]] = {}
+    for edition, status, n in rows:
+        found.setdefault(edition, {})[status] = int(n)
+    return found
+
+
 def all_campaigns(engine: Engine) -> list[Campaign]:
     with engine.connect() as conn:
         return [_campaign(r) for r in conn.execute(sa.select(campaigns).order_by(campaigns.c.id))]
@@ -125,12 +170,17 @@ def create_campaign(
     send_at: dt.datetime | None = None,
     git_commit: str | None = None,
     git_dirty: bool | None = None,
+    editions: dict[str, RenderedIssue] | None = None,
 ) -> tuple[Campaign, bool]:
     """The campaign (issue, segment, generation), made with a pending row for every current
     recipient of the segment in one transaction, or the one that exists: a unique index,
     not a check then an insert, so two senders started together make one campaign.
+    rendered is the source edition; editions, every edition by language (the source's
+    too): each row gets the edition nearest its subscriber's language, for good.
     Returns (campaign, whether this call made it)."""
     now = utcnow()
+    source = languages.canonical(rendered.language)
+    editions = editions or {source: rendered}
     try:
         with engine.begin() as conn:
             campaign_id = conn.execute(
@@ -138,7 +188,7 @@ def create_campaign(
                 .values(
                     issue=rendered.slug,
                     issue_path=issue_path,
-                    content_hash=rendered.content_hash,
+                    content_hash=editions_hash(editions),
                     segment=named.name,
                     subject=rendered.subject,
                     recipients=0,
@@ -153,6 +203,19 @@ def create_campaign(
                 )
                 .returning(campaigns.c.id)
             ).scalar_one()
+            conn.execute(
+                sa.insert(campaign_editions),
+                [
+                    {
+                        "campaign_id": campaign_id,
+                        "language": language,
+                        "content_hash": edition.content_hash,
+                        "subject": edition.subject,
+                        "frozen": edition.freeze(),
+                    }
+                    for language, edition in editions.items()
+                ],
+            )
             total = 0
             for batch in recipients(engine, named, batch_size=5000):
                 conn.execute(
@@ -161,7 +224,13 @@ def create_campaign(
                         status="pending",
                         updated_at=sa.func.current_timestamp(),
                     ),
-                    [{"subscriber_id": r.id} for r in batch],
+                    [
+                        {
+                            "subscriber_id": r.id,
+                            "edition": languages.pick(r.language, editions, source),
+                        }
+                        for r in batch
+                    ],
                 )
                 total += len(batch)
             conn.execute(
@@ -321,7 +390,12 @@ def claim(
         if state != "sending":
             return Claimed([], 0, stopped=state or "gone")
         rows = conn.execute(
-            sa.select(deliveries.c.subscriber_id, deliveries.c.attempts, deliveries.c.status)
+            sa.select(
+                deliveries.c.subscriber_id,
+                deliveries.c.attempts,
+                deliveries.c.status,
+                deliveries.c.edition,
+            )
             .where(deliveries.c.campaign_id == campaign_id, _due(now, started))
             .order_by(deliveries.c.subscriber_id)
             .limit(limit)
@@ -329,14 +403,21 @@ def claim(
         ).all()
         if not rows:
             return Claimed([], 0)
-        found = {sid: (attempts, status) for sid, attempts, status in rows}
+        found = {sid: (attempts, status, edition) for sid, attempts, status, edition in rows}
         people = conn.execute(
             sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name).where(
                 subscribers.c.id.in_(list(found)), condition(conn, named)
             )
         ).all()
         claims = [
-            Claim(sid, email, name, found[sid][0] + 1, resent=found[sid][1] == "sending")
+            Claim(
+                sid,
+                email,
+                name,
+                found[sid][0] + 1,
+                resent=found[sid][1] == "sending",
+                edition=found[sid][2],
+            )
             for sid, email, name in people
         ]
         kept = {c.subscriber_id for c in claims}

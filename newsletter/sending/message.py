@@ -19,10 +19,10 @@ from email.utils import format_datetime, formataddr, formatdate
 from pathlib import Path
 
 from newsletter.errors import NewsletterError
-from newsletter.fields import ascii_address, header_safe
+from newsletter.fields import ascii_address, header_safe, language_tag
 from newsletter.render import Personalized, PersonalValues, RenderedIssue
 from newsletter.render.personalize import values_for
-from newsletter.render.versions import sample_values
+from newsletter.render.versions import sample_values, view_online_url
 from newsletter.sending.dkim import DkimSigner, relaxed_body, relaxed_lines
 from newsletter.settings import Settings
 
@@ -46,6 +46,7 @@ ALLOWED_HEADERS = frozenset(
         "X-Newsletter-Campaign",
         "X-Newsletter-Subscriber",
         "Feedback-ID",
+        "Content-Language",
         "DKIM-Signature",
     )
 )
@@ -186,6 +187,8 @@ class MessageTemplate:
             ("List-Id", header_safe(list_id)),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             ("X-Newsletter-Campaign", header_safe(campaign)),
+            # The edition's language (RFC 3282), checked like any language tag.
+            ("Content-Language", language_tag(rendered.language)),
         ]
         if feedback_id is not None:
             # Gmail's feedback loop aggregates complaints by this (campaign:list:kind:sender).
@@ -319,7 +322,7 @@ def campaign_template(
         subject=subject,
         list_id=f'"{settings.from_name}" <{settings.default_list}.{settings.sender_domain()}>',
         campaign=campaign,
-        view_online_url=settings.public_url("archive", rendered.slug) + "/",
+        view_online_url=view_online_url(settings, rendered.slug, rendered.edition),
         dkim=dkim,
         feedback_id=f"{campaign}:{settings.default_list}:newsletter:{settings.sender_domain()}",
     )
@@ -328,7 +331,7 @@ def campaign_template(
 def sample_message(rendered: RenderedIssue, settings: Settings) -> bytes:
     """The message a sample subscriber would get, built exactly as a campaign builds it;
     the date is the issue's, so the file is the same on every build."""
-    values = sample_values(settings, rendered.slug)
+    values = sample_values(settings, rendered.slug, rendered.edition)
     token = "sample-token"
     template = campaign_template(rendered, settings, f"sample-{rendered.slug}", rendered.subject)
     return template.build(

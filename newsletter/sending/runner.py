@@ -122,6 +122,10 @@ class Plan:
     # outbox goes ahead with a warning; a send over SMTP is refused).
     images: int = 0
     unreachable: tuple[str, ...] = ()
+    # Every edition by language (the source's first), and how many recipients get each.
+    editions: dict[str, RenderedIssue] = field(default_factory=dict)
+    per_edition: dict[str, int] = field(default_factory=dict)
+    content_hash: str = ""
 
 
 def transport_name(settings: Settings) -> str:
@@ -282,7 +286,7 @@ def _patiently(action: Callable[[], Any], what: str) -> Any:
 def run_campaign(
     engine: Engine,
     campaign: ledger.Campaign,
-    rendered: RenderedIssue,
+    editions: dict[str | None, RenderedIssue],
     segment: NamedSegment,
     settings: Settings,
     transport: Transport,
@@ -291,14 +295,28 @@ def run_campaign(
     progress: Callable[[Summary], None] | None = None,
     owner: str | None = None,
 ) -> Summary:
-    """Send the campaign's due rows until none is left (or the run is asked to stop).
-    The transport is open; it is closed here."""
+    """Send the campaign's due rows until none is left (or the run is asked to stop),
+    each in the edition its row names. The transport is open; it is closed here."""
     stop = stop or Stop()
     owner = owner or sender_name()
     lease = settings.smtp_lease
     key = tokens.signing_key(settings)
-    template = campaign_template(rendered, settings, f"campaign-{campaign.id}", rendered.subject)
-    ident = hashlib.sha256(f"{campaign.id}:{campaign.content_hash}".encode()).hexdigest()[:10]
+    prepared: dict[str | None, tuple[MessageTemplate, str]] = {}
+
+    def edition(language: str | None) -> tuple[MessageTemplate, str]:
+        """The message template of an edition, and the tag its Message-IDs carry."""
+        if language not in prepared:
+            rendered = editions.get(language) or editions[next(iter(editions))]
+            template = campaign_template(
+                rendered, settings, f"campaign-{campaign.id}", rendered.subject
+            )
+            # One edition: as before editions, so that a resumed older campaign keeps
+            # its Message-IDs.
+            seed = campaign.content_hash if len(editions) == 1 else rendered.content_hash
+            ident = hashlib.sha256(f"{campaign.id}:{seed}".encode()).hexdigest()[:10]
+            prepared[language] = template, ident
+        return prepared[language]
+
     window = claim_size(settings)
     # To the microsecond: a row deferred during this run is due after this run started.
     started = dt.datetime.now(dt.UTC)
@@ -343,6 +361,7 @@ def run_campaign(
                     more = False
                 for claim_ in got.claims:
                     summary.resent += claim_.resent
+                    template, ident = edition(claim_.edition)
                     build = _builder(template, settings, key, campaign.id, ident, claim_)
                     name = f"c{campaign.id}.s{claim_.subscriber_id}"
                     sender = tokens.return_path(

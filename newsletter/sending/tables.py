@@ -61,9 +61,30 @@ deliveries = sa.Table(
     sa.Column("lease_owner", sa.String(100), nullable=True),
     sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("message_hash", sa.String(64), nullable=True),
+    # Version 5: the edition (language) the subscriber gets, fixed when the row is made;
+    # NULL for rows made before editions (the campaign's one render).
+    sa.Column("edition", sa.String(35), nullable=True),
     sa.CheckConstraint(
         "status IN ('pending', 'sending', 'sent', 'deferred', 'failed', 'skipped')",
         name="delivery_status",
     ),
     sa.Index("deliveries_by_state", "campaign_id", "status", "subscriber_id"),
+)
+
+
+# Version 5: a campaign's editions, one per language, each frozen with its content hash.
+# The campaign's own frozen render is its source edition's.
+campaign_editions = sa.Table(
+    "campaign_editions",
+    metadata,
+    sa.Column(
+        "campaign_id",
+        sa.Integer,
+        sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("language", sa.String(35), primary_key=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("frozen", sa.Text, nullable=False),
 )

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from newsletter import tokens
+from newsletter import languages, tokens
 from newsletter.audience import audience_of, declared_segments
 from newsletter.audience.addresses import normalize_address
-from newsletter.audience.segments import count
-from newsletter.checks import ChecksFailed, check_issue
+from newsletter.audience.segments import count_by_language
+from newsletter.checks import ChecksFailed
 from newsletter.errors import NewsletterError
 from newsletter.issue import load_issue
 from newsletter.render import RenderedIssue, render_issue
@@ -34,16 +34,22 @@ from newsletter.sending.runner import (
 )
 from newsletter.sending.transport import Outcome, Transport, make_transport
 from newsletter.services import database
-from newsletter.services.issues import publish_media
+from newsletter.services.issues import load_edition, publish_media, render_and_check
 from newsletter.settings import Settings
 from newsletter.store import utcnow
 
 
-def send_test(path: Path | str, settings: Settings, to: list[str] | None = None) -> Summary:
-    """Send the issue to the test recipients, through the same building and transport
-    as a live send, with [TEST] before the subject. Nothing goes into the ledger."""
-    issue_file = load_issue(path)
-    rendered = render_issue(issue_file, settings)
+def send_test(
+    path: Path | str,
+    settings: Settings,
+    to: list[str] | None = None,
+    *,
+    language: str | None = None,
+) -> Summary:
+    """Send the issue (its edition nearest language) to the test recipients, through the
+    same building and transport as a live send, with [TEST] before the subject. Nothing
+    goes into the ledger."""
+    rendered = render_issue(load_edition(path, language), settings)
     wanted = to or settings.test_recipient_list()
     if not wanted:
         raise NewsletterError(
@@ -96,48 +102,60 @@ def plan(path: Path | str, settings: Settings, *, new_campaign: bool = False) ->
     """Validate, render, run the checks and resolve everything a live send needs; change
     nothing. An issue with check errors is refused here."""
     issue_file = load_issue(path)
-    rendered = render_issue(issue_file, settings)
+    renders, report = render_and_check(issue_file, settings)
+    source = languages.canonical(issue_file.issue.language)
+    rendered = renders[source]
     tokens.signing_key(settings)
-    report = check_issue(issue_file, rendered, settings)
     if report.errors:
         raise ChecksFailed(report, issue_file.path)
     engine = database(settings)
     named = audience_of(issue_file, settings)
+    content_hash = ledger.editions_hash(renders)
     existing = None if new_campaign else ledger.latest_campaign(engine, rendered.slug, named.name)
-    if existing is not None and existing.content_hash != rendered.content_hash:
+    if existing is not None and existing.content_hash != content_hash:
         raise NewsletterError(
             f"{issue_file.path} changed since campaign {existing.id} was made (content hash "
-            f"{existing.content_hash[:12]}, now {rendered.content_hash[:12]}); the campaign "
+            f"{existing.content_hash[:12]}, now {content_hash[:12]}); the campaign "
             "sends the version it froze and will not mix two. Pass --new-campaign to start "
             "a new campaign with this version"
         )
-    publish_media(rendered, settings)
-    images, unreachable = _images_answer(rendered, settings)
-    via = transport_name(settings)
+    for each in renders.values():
+        publish_media(each, settings)
+    images, unreachable = _images_answer(list(renders.values()), settings)
+    remaining = None
     if existing is not None:
-        remaining = ledger.counts(engine, existing.id)
-        return Plan(
-            issue_file.path,
-            rendered,
-            named,
-            existing.recipients,
-            existing,
-            remaining,
-            via,
-            images,
-            unreachable,
-        )
+        recipients, remaining = existing.recipients, ledger.counts(engine, existing.id)
+        per_edition = {
+            str(language or source): sum(states.values())
+            for language, states in ledger.edition_counts(engine, existing.id).items()
+        }
+    else:
+        per_edition = dict.fromkeys(renders, 0)
+        for language, n in count_by_language(engine, named).items():
+            per_edition[languages.pick(language, renders, source)] += n
+        recipients = sum(per_edition.values())
     return Plan(
-        issue_file.path, rendered, named, count(engine, named), None, None, via, images, unreachable
+        issue_file.path,
+        rendered,
+        named,
+        recipients,
+        existing,
+        remaining,
+        transport_name(settings),
+        images,
+        unreachable,
+        renders,
+        per_edition,
+        content_hash,
     )
 
 
-def _images_answer(rendered: RenderedIssue, settings: Settings) -> tuple[int, tuple[str, ...]]:
-    """How many images the email shows, and those that do not answer where it loads them
+def _images_answer(renders: list[RenderedIssue], settings: Settings) -> tuple[int, tuple[str, ...]]:
+    """How many images the emails show, and those that do not answer where they load them
     from. Over SMTP that refuses the send: every reader would get broken pictures."""
     from newsletter.checks.images import image_urls, unreachable
 
-    problems = tuple(unreachable(rendered, settings))
+    problems = tuple(dict.fromkeys(p for each in renders for p in unreachable(each, settings)))
     if problems and settings.smtp_host:
         raise NewsletterError(
             f"{len(problems)} of the email's images do not answer, and every reader would see "
@@ -145,7 +163,7 @@ def _images_answer(rendered: RenderedIssue, settings: Settings) -> tuple[int, tu
             f"({settings.media_dir}) at {settings.media_base()}/ (newsletter serve does), "
             "then send again"
         )
-    return len(image_urls(rendered)), problems
+    return len({url for each in renders for url in image_urls(each)}), problems
 
 
 def connect(plan: Plan, settings: Settings) -> Transport:
@@ -211,6 +229,7 @@ def create(
         engine,
         issue_path=plan.issue_path,
         rendered=plan.rendered,
+        editions=plan.editions,
         named=plan.segment,
         generation=generation,
         send_at=send_at,
@@ -253,16 +272,16 @@ def _run(
     stop: Stop | None = None,
 ) -> Summary:
     engine = database(settings)
-    rendered = ledger.frozen_issue(engine, campaign.id)
-    if rendered is None:  # a campaign from before campaigns were frozen
-        rendered = render_issue(load_issue(campaign.issue_path), settings)
+    editions = ledger.frozen_editions(engine, campaign.id)
+    if not editions:  # a campaign from before campaigns were frozen
+        editions = {None: render_issue(load_issue(campaign.issue_path), settings)}
     segment = declared_segments(settings).get(campaign.segment)
     own_stop = stop is None
     stop = stop or Stop()
     restore = stop_on_signals(stop, signal.SIGINT, signal.SIGTERM) if own_stop else None
     try:
         return run_campaign(
-            engine, campaign, rendered, segment, settings, transport, stop=stop, progress=progress
+            engine, campaign, editions, segment, settings, transport, stop=stop, progress=progress
         )
     finally:
         if restore is not None:

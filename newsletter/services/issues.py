@@ -141,33 +141,50 @@ def translate(path: Path | str, language: str) -> Translated:
     return Translated(target, existing is None, added)
 
 
+def render_and_check(
+    issue_file: IssueFile, settings: Settings
+) -> tuple[dict[str, RenderedIssue], Report]:
+    """Every edition of the issue rendered (by language, the source's first), and the
+    findings of every rule on each; a finding the same in every edition is said once."""
+    from newsletter.checks import check_issue
+
+    everything = editions(issue_file)
+    renders = {language: render_issue(each, settings) for language, each in everything.items()}
+    report = None
+    seen: set[tuple[str, str, str | None, int | None]] = set()
+    for language, each in everything.items():
+        found = check_issue(each, renders[language], settings)
+        if report is None:
+            report = found
+            seen = {(f.rule, f.message, f.file, f.line) for f in found.findings}
+            continue
+        for finding in found.findings:
+            if (finding.rule, finding.message, finding.file, finding.line) in seen:
+                continue
+            if finding.file in (None, issue_file.path):
+                said = f"the '{language}' edition: {finding.message}"
+                finding = dataclasses.replace(finding, message=said)
+            report.findings.append(finding)
+    assert report is not None
+    return renders, report
+
+
 def check(
     path: Path | str, settings: Settings, *, links: bool = False, spam: bool = False
 ) -> Report:
     """Every check of an issue and of each of its editions. An issue that does not load
     gives `schema` findings, each at its own place, instead of an exception."""
-    from newsletter.checks import Report, check_issue, schema_findings
+    from newsletter.checks import Report, schema_findings
     from newsletter.checks.links import check_links, user_agent
     from newsletter.checks.spam import check_spam
     from newsletter.sending.message import sample_message
 
     try:
         issue_file = load_issue(path)
-        rendered = render_issue(issue_file, settings)
-        others = list(editions(issue_file).values())[1:]
-        renders = [(other, render_issue(other, settings)) for other in others]
+        renders, report = render_and_check(issue_file, settings)
     except NewsletterError as error:
         return Report(schema_findings(error, str(path)))
-    report = check_issue(issue_file, rendered, settings)
-    seen = {(f.rule, f.message, f.file, f.line) for f in report.findings}
-    for other, other_rendered in renders:
-        for finding in check_issue(other, other_rendered, settings).findings:
-            if (finding.rule, finding.message, finding.file, finding.line) in seen:
-                continue  # the same in every edition: said once
-            if finding.file in (None, issue_file.path):
-                said = f"the '{other.edition}' edition: {finding.message}"
-                finding = dataclasses.replace(finding, message=said)
-            report.findings.append(finding)
+    rendered = renders[languages.canonical(issue_file.issue.language)]
     if links:
         report.findings.extend(check_links(issue_file, user_agent=user_agent(settings)))
     if spam:

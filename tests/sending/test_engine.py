@@ -251,6 +251,50 @@ def test_a_stalled_sender_keeps_its_rows_and_nobody_gets_two(
     assert states(engine) == Counter({"sent": count})
 
 
+def test_a_resumed_bilingual_campaign_keeps_everyone_on_their_edition(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    from newsletter.audience.csvio import import_csv
+
+    count = 300
+    spoken = ["es", "en", "pt-BR", "es-MX", ""]  # pt-BR: no edition of its own -> en
+    csv = tmp_path / "people.csv"
+    csv.write_text(
+        "email,name,language\n"
+        + "".join(f"r{i}@example.com,R {i},{spoken[i % 5]}\n" for i in range(count))
+    )
+    import_csv(engine, csv, list_name="bulletin", default_list="bulletin")
+    db_url = engine.url.render_as_string(hide_password=False)
+    wanted = {
+        f"r{i}@example.com": "es" if spoken[i % 5].startswith("es") else "en" for i in range(count)
+    }
+    handler = FaultHandler()
+    with Server(handler) as server:
+        first = live(env_for(db_url, server.port, smtp_rate="300"))
+        wait_for(lambda: len(handler.received) >= 60)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        # Everyone changes language after the campaign was made: their rows keep the
+        # edition they were given.
+        with engine.begin() as conn:
+            conn.execute(sa.update(subscribers).values(language="es"))
+        code, out, err = finish(live(env_for(db_url, server.port)))
+        assert code == 0, err
+        assert "resuming campaign 1" in out
+        copies = assert_duplicates_are_the_same_message(handler.received)
+    assert set(copies) == everyone(count)
+    assert sum(copies.values()) - count <= BOUND
+    for item in handler.received:
+        language = wanted[item.rcpt]
+        assert item.message["Content-Language"] == language, item.rcpt
+        subject = str(item.message["Subject"])
+        assert subject.startswith("Noticias" if language == "es" else "Regional"), item.rcpt
+    assert states(engine) == Counter({"sent": count})
+    with engine.connect() as conn:
+        editions = Counter(conn.execute(sa.select(deliveries.c.edition)).scalars())
+    assert editions == Counter({"es": 120, "en": 180})
+
+
 def test_a_dead_senders_rows_go_to_the_next_sender(engine: sa.Engine, tmp_path: Path) -> None:
     count = 120
     db_url = people(engine, tmp_path, count)

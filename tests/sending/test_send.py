@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,66 @@ def test_a_send_to_the_outbox_only_warns_about_images(
     assert code == 0, err
     assert "Images:     7 of 7 do not answer (fine for the outbox; a send over SMTP" in out
     assert out.splitlines()[-1].startswith("Campaign 1: 5 sent")
+
+
+def test_the_plan_shows_each_edition_and_each_reader_gets_theirs(
+    audience: sa.Engine, tmp_path: Path
+) -> None:
+    with audience.begin() as conn:
+        for n, language in enumerate(["es", "es-MX", "pt-BR", "en"], 1):
+            conn.execute(
+                sa.update(subscribers)
+                .where(subscribers.c.email == f"p{n}@example.com")
+                .values(language=language)
+            )
+    code, out, err = live()
+    assert code == 0, err
+    lines = out.splitlines()
+    at = lines.index("Recipients: 5")
+    assert re.fullmatch(
+        r"Editions:   en\s+3 recipients  content [0-9a-f]{12}  Regional Migration News: May 2021",
+        lines[at + 1],
+    )
+    assert re.fullmatch(
+        r" {12}es\s+2 recipients  content [0-9a-f]{12}  Noticias Regionales sobre Migración: "
+        "mayo de 2021",
+        lines[at + 2],
+    )
+    sent = {}
+    for path in (tmp_path / "outbox" / "2021-05").glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        sent[str(message["To"]).split("<")[1].rstrip(">")] = message
+    assert {to: m["Content-Language"] for to, m in sent.items()} == {
+        "p1@example.com": "es",
+        "p2@example.com": "es",
+        "p3@example.com": "en",
+        "p4@example.com": "en",
+        "p5@example.com": "en",
+    }
+    spanish = sent["p1@example.com"].get_body(("plain",))
+    assert spanish is not None
+    text = spanish.get_content()
+    assert "Hola, Person 1:" in text and "Darse de baja: https://" in text
+    assert (
+        "Ver este correo en el navegador: https://newsletter.example.org/archive/2021-05/es/"
+        in text
+    )
+
+
+def test_a_test_send_takes_the_language(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = FaultHandler()
+    with Server(handler) as server:
+        use(monkeypatch, server.port)
+        code, _, err = run(
+            "send", str(SAMPLE), "--test", "--to", "ed@example.org", "--lang", "es-MX"
+        )
+        assert code == 0, err
+        [item] = handler.received
+        assert item.message["Subject"] == "[TEST] Noticias Regionales sobre Migración: mayo de 2021"
+    code, _, err = run("send", str(SAMPLE), "--live", "--lang", "es")
+    assert code == 1 and "--lang goes with --test" in err
 
 
 def test_recipient_refusals(audience: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -37,7 +37,8 @@ closing: Bye.
 
 
 def copy_sample(folder: Path, text: str | None = None, name: str = "2021-05.yaml") -> Path:
-    """The sample issue (or text) written into folder, with the images beside it."""
+    """The sample issue (or text) written into folder, with the images beside it, and its
+    translations when it is the sample itself."""
     import shutil
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -45,6 +46,11 @@ def copy_sample(folder: Path, text: str | None = None, name: str = "2021-05.yaml
         shutil.copytree(SAMPLE.parent / "images", folder / "images")
     path = folder / name
     path.write_text(SAMPLE.read_text(encoding="utf-8") if text is None else text, encoding="utf-8")
+    if text is None:
+        stem = Path(name).stem
+        for translation in SAMPLE.parent.glob(f"{SAMPLE.stem}.*.yaml"):
+            language = translation.name.split(".")[1]
+            shutil.copy(translation, folder / f"{stem}.{language}.yaml")
     return path
 
 

@@ -222,6 +222,18 @@ def create_app(preview: Preview, *, port: int) -> Starlette:
             changed.notify_all()
         return JSONResponse({"ok": True, "state": preview.state()})
 
+    async def language(request: Request) -> Response:
+        if (refused := forbidden(request)) is not None:
+            return refused
+        wanted = str((await request.json()).get("language") or "")
+        try:
+            await asyncio.to_thread(preview.choose, wanted)
+        except NewsletterError as exc:
+            return JSONResponse({"ok": False, "error": str(exc)}, status_code=404)
+        async with changed:
+            changed.notify_all()
+        return JSONResponse({"ok": True, "state": preview.state()})
+
     def subscribers(request: Request) -> Response:
         from newsletter.services.subscribers import find
 
@@ -241,7 +253,9 @@ def create_app(preview: Preview, *, port: int) -> Starlette:
         from newsletter.services.campaigns import send_test
 
         try:
-            summary = await asyncio.to_thread(send_test, preview.path, preview.settings)
+            summary = await asyncio.to_thread(
+                send_test, preview.path, preview.settings, language=preview.language
+            )
         except NewsletterError as exc:
             return JSONResponse({"ok": False, "error": str(exc)})
         results = [
@@ -261,6 +275,7 @@ def create_app(preview: Preview, *, port: int) -> Starlette:
         Route("/events", events),
         Route("/subscribers", subscribers),
         Route("/select", select, methods=["POST"]),
+        Route("/language", language, methods=["POST"]),
         Route("/test-send", test_send, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

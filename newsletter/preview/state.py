@@ -42,13 +42,19 @@ class Preview:
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: asyncio.Event | None = None
     warnings: list[str] = field(default_factory=list)
+    # The edition asked for (None: the issue's own language), and those there are.
+    language: str | None = None
+    editions: list[str] = field(default_factory=list)
+    shown_language: str = ""
 
     def rebuild(self) -> None:
         """Render again. A failure keeps the last good render and records the error."""
         start = time.perf_counter()
         with self.lock:
             try:
-                result = issues.preview(self.path, self.settings, self.recipient_email)
+                result = issues.preview(
+                    self.path, self.settings, self.recipient_email, self.language
+                )
             except NewsletterError as exc:
                 self.error = (
                     exc.lines() if exc.location else [f"Error: {line}" for line in exc.lines()]
@@ -56,12 +62,20 @@ class Preview:
             else:
                 self.rendered, self.recipient, self.error = result.rendered, result.values, None
                 self.warnings = result.warnings
+                self.editions, self.shown_language = result.editions, result.language
             self.version += 1
             self.build_ms = (time.perf_counter() - start) * 1000
 
     def lookup(self, email: str | None, rendered: RenderedIssue) -> PersonalValues:
         """The values to fill the placeholders with: a subscriber's, or sample data."""
-        return issues.preview_values(self.settings, rendered.slug, email)
+        return issues.preview_values(self.settings, rendered.slug, email, rendered.edition)
+
+    def choose(self, language: str) -> None:
+        """Show the edition in language (one of self.editions)."""
+        if language not in self.editions:
+            raise NewsletterError(f"no '{language}' edition; there are {', '.join(self.editions)}")
+        self.language = language
+        self.rebuild()
 
     def select(self, email: str | None) -> None:
         """Preview as another subscriber (None: sample data); unknown addresses raise."""
@@ -83,4 +97,6 @@ class Preview:
                 "build_ms": round(self.build_ms, 1),
                 "recipient": self.recipient.email if self.recipient else None,
                 "warnings": self.warnings,
+                "editions": self.editions,
+                "language": self.shown_language,
             }

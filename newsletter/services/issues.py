@@ -197,31 +197,40 @@ def check(
 
 @dataclass
 class PreviewRender:
-    """One rebuild of the preview: the render, the values it is shown with, the findings."""
+    """One rebuild of the preview: the edition shown, the values it is shown with, the
+    findings of every edition, and the languages there are editions in."""
 
     rendered: RenderedIssue
     values: PersonalValues
     warnings: list[str] = field(default_factory=list)
+    editions: list[str] = field(default_factory=list)
+    language: str = ""
 
 
-def preview(path: Path | str, settings: Settings, as_email: str | None = None) -> PreviewRender:
-    """Load, render and check the issue, read afresh from disk, with a subscriber's values
-    (as_email) or sample ones."""
-    from newsletter.checks import check_issue
-
+def preview(
+    path: Path | str, settings: Settings, as_email: str | None = None, language: str | None = None
+) -> PreviewRender:
+    """Load, render and check the issue and its editions, read afresh from disk; the one
+    shown is the edition nearest language, with a subscriber's values (as_email) or
+    sample ones."""
     issue_file = load_issue(path)
-    rendered = render_issue(issue_file, settings)
-    values = preview_values(settings, rendered.slug, as_email)
-    warnings = [str(f) for f in check_issue(issue_file, rendered, settings).findings]
-    return PreviewRender(rendered, values, warnings)
+    renders, report = render_and_check(issue_file, settings)
+    source = languages.canonical(issue_file.issue.language)
+    chosen = languages.pick(language, renders, source)
+    rendered = renders[chosen]
+    values = preview_values(settings, rendered.slug, as_email, rendered.edition)
+    warnings = [str(f) for f in report.findings]
+    return PreviewRender(rendered, values, warnings, list(renders), chosen)
 
 
-def preview_values(settings: Settings, slug: str, as_email: str | None) -> PersonalValues:
+def preview_values(
+    settings: Settings, slug: str, as_email: str | None, edition: str | None = None
+) -> PersonalValues:
     """The values a preview fills the placeholders with: a subscriber's, or sample data."""
     from newsletter.render.versions import sample_values, view_online_url
 
     if not as_email:
-        return sample_values(settings, slug)
+        return sample_values(settings, slug, edition)
     from newsletter.services.subscribers import show
 
     subscriber = show(settings, as_email)
@@ -229,5 +238,5 @@ def preview_values(settings: Settings, slug: str, as_email: str | None) -> Perso
         email=subscriber.email,
         name=subscriber.name,
         unsubscribe_url=settings.public_url("unsubscribe", "preview"),
-        view_online_url=view_online_url(settings, slug),
+        view_online_url=view_online_url(settings, slug, edition),
     )

@@ -144,6 +144,27 @@ def test_local_images_show_from_disk_and_a_changed_image_re_renders(page, issue:
     assert [a for a in after if a[0] != shown[after.index(a)][0]] == [after[1]]
 
 
+def test_the_edition_switch_shows_each_language_and_flags_stale_items(page, issue: Path) -> None:  # type: ignore[no-untyped-def]
+    assert page.locator("#edition-label").is_visible()
+    assert page.locator("#edition option").all_inner_texts() == ["en", "es"]
+    before = page.evaluate("window.__preview.shown")
+    page.select_option("#edition", "es")
+    page.wait_for_function(f"window.__preview.shown > {before}", timeout=5000)
+    text = frame_text(page)
+    assert "MIGRACIÓN LABORAL" in text and "Hola, Alex Reader:" in text
+    assert page.frame_locator("#frame").locator("html").get_attribute("lang") == "es"
+    # The source changes under the translation: the findings say which item went stale.
+    shown = page.evaluate("window.__preview.shown")
+    issue.write_text(
+        issue.read_text(encoding="utf-8").replace("Labour migration", "Work and migration", 1),
+        encoding="utf-8",
+    )
+    page.wait_for_function(f"window.__preview.shown > {shown}", timeout=5000)
+    warnings = page.locator("#warnings li").all_inner_texts()
+    assert any("2021-05.es.yaml" in w and "translation.stale" in w for w in warnings), warnings
+    assert "MIGRACIÓN LABORAL" in frame_text(page)  # still the Spanish edition
+
+
 def test_editing_the_theme_changes_the_colours(
     browser, issue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

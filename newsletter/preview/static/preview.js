@@ -38,6 +38,12 @@ function show(state) {
   const kb = (state.size / 1024).toFixed(1);
   $("size").textContent = `${kb} KB of ${(state.size_limit / 1024).toFixed(0)} KB`;
   $("size").classList.toggle("warn", state.size_warning);
+  const editions = state.editions || [];
+  $("edition-label").hidden = editions.length < 2;
+  if ([...$("edition").options].map((o) => o.value).join() !== editions.join()) {
+    $("edition").replaceChildren(...editions.map((e) => new Option(e, e)));
+  }
+  $("edition").value = state.language;
   $("warnings").replaceChildren(...state.warnings.map((w) => Object.assign(document.createElement("li"), { textContent: w })));
   if (!state.error && state.version !== ui.version) {
     ui.version = state.version;
@@ -102,6 +108,11 @@ $("send").addEventListener("click", async () => {
   } finally {
     button.disabled = false;
   }
+});
+
+$("edition").addEventListener("change", async (event) => {
+  const result = await post("/language", { language: event.target.value });
+  if (!result.ok) $("status").textContent = result.error;
 });
 
 $("as").addEventListener("change", async (event) => {

@@ -473,7 +473,13 @@ def update_preferences(
 
 
 def request_subscription(
-    conn: Connection, address: str, *, name: str, list_name: str, default_list: str
+    conn: Connection,
+    address: str,
+    *,
+    name: str,
+    list_name: str,
+    default_list: str,
+    language: str | None = None,
 ) -> tuple[int, str] | None:
     """A signup: the subscriber (new, or known) waits on the list, unconfirmed, until they
     confirm. Returns (subscriber id, list) to send the confirmation to, or None when they
@@ -490,7 +496,12 @@ def request_subscription(
     membership = None
     if row is None:
         sid = insert_subscriber(
-            conn, address, name=name, source="signup form, not yet confirmed", consent_at=None
+            conn,
+            address,
+            name=name,
+            source="signup form, not yet confirmed",
+            consent_at=None,
+            language=language,
         )
     else:
         sid = row.id

@@ -173,22 +173,14 @@ def theme_strings(
 ) -> tuple[dict[str, str], tuple[str, ...]]:
     """The theme's words in language (strings/LANG.yaml, nearest first: pt-BR, pt), each
     missing one in English; and the keys that fell back to English."""
-    folder = templates_dir / template / "strings"
-    catalog: dict[str, str] = {}
-    tried = languages.chain(language, "en")
-    for tag in reversed(tried):
-        path = folder / f"{tag}.yaml"
-        for key, value in _theme_file(path, "strings file").items():
-            if not isinstance(value, str):
-                raise TemplateError(f"the string '{key}' is not text", Location(str(path)))
-            catalog[str(key)] = value
-    if languages.canonical(language).split("-")[0] == "en":
-        return catalog, ()
-    english = _theme_file(folder / "en.yaml", "strings file")
-    own: set[str] = set()
-    for tag in tried[:-1]:
-        own |= set(_theme_file(folder / f"{tag}.yaml", "strings file"))
-    return catalog, tuple(sorted(set(english) - own))
+
+    def read(path: Path) -> dict[str, Any]:
+        return _theme_file(path, "strings file")
+
+    try:
+        return languages.catalog(templates_dir / template / "strings", language, read)
+    except NewsletterError as exc:
+        raise TemplateError(exc.message, exc.location) from None
 
 
 def _sayer(catalog: dict[str, str], *, html: bool) -> Any:

@@ -209,6 +209,7 @@ def create_campaign(
                     {
                         "campaign_id": campaign_id,
                         "language": language,
+                        "source": language == source,
                         "content_hash": edition.content_hash,
                         "subject": edition.subject,
                         "frozen": edition.freeze(),
@@ -647,30 +648,55 @@ class SentIssue:
     subject: str
     path: str
     first_sent: dt.datetime
+    language: str | None = None  # the issue's own (None: a campaign from before editions)
+    # Its translated editions: language and subject.
+    editions: tuple[tuple[str, str], ...] = ()
 
 
 def sent_issues(conn: Connection) -> list[SentIssue]:
     """Issues with a live delivery sent (test sends are not in the ledger), newest first;
-    for an issue sent in several campaigns, the latest campaign's file and subject."""
+    for an issue sent in several campaigns, the latest campaign's file, subject and
+    editions."""
     query = (
         sa.select(
+            campaigns.c.id,
             campaigns.c.issue,
             campaigns.c.subject,
             campaigns.c.issue_path,
-            sa.func.min(campaigns.c.created_at).label("first"),
+            campaigns.c.created_at,
         )
         .where(
             sa.exists().where(
                 deliveries.c.campaign_id == campaigns.c.id, deliveries.c.status == "sent"
             )
         )
-        .group_by(campaigns.c.issue, campaigns.c.subject, campaigns.c.issue_path)
+        .order_by(campaigns.c.id)
     )
-    latest: dict[str, SentIssue] = {}
-    for issue, subject, path, first in conn.execute(query).all():
-        if issue not in latest or first > latest[issue].first_sent:
-            latest[issue] = SentIssue(issue, subject, path, first)
-    return sorted(latest.values(), key=lambda i: i.first_sent, reverse=True)
+    first: dict[str, dt.datetime] = {}
+    latest: dict[str, tuple[int, str, str]] = {}
+    for campaign_id, issue, subject, path, created in conn.execute(query).all():
+        first.setdefault(issue, created)
+        latest[issue] = (campaign_id, subject, path)
+    rows = conn.execute(
+        sa.select(
+            campaign_editions.c.campaign_id,
+            campaign_editions.c.language,
+            campaign_editions.c.source,
+            campaign_editions.c.subject,
+        ).where(campaign_editions.c.campaign_id.in_([c for c, _, _ in latest.values()]))
+    ).all()
+    languages_of: dict[int, list[tuple[str, bool, str]]] = {}
+    for campaign_id, language, is_source, subject in rows:
+        languages_of.setdefault(campaign_id, []).append((language, is_source, subject))
+    found = []
+    for issue, (campaign_id, subject, path) in latest.items():
+        editions = sorted(languages_of.get(campaign_id, []))
+        own = next((language for language, is_source, _ in editions if is_source), None)
+        others = tuple((language, s) for language, is_source, s in editions if not is_source)
+        found.append(
+            SentIssue(issue, subject, path, _utc(first[issue]) or first[issue], own, others)
+        )
+    return sorted(found, key=lambda i: i.first_sent, reverse=True)
 
 
 def message_hash(engine: Engine, campaign_id: int, subscriber_id: int) -> str | None:

@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, formatdate
 from pathlib import Path
 
+from newsletter import languages
 from newsletter.errors import NewsletterError
 from newsletter.fields import ascii_address, header_safe, language_tag
 from newsletter.render import Personalized, PersonalValues, RenderedIssue
@@ -82,10 +83,11 @@ def build_message(
     msg["Subject"] = header_safe(subject)
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = header_safe(message_id)
-    for name, value in (extra_headers or {}).items():
-        msg[name] = header_safe(value)
     msg.set_content(body.text, subtype="plain", cte="quoted-printable")
     msg.add_alternative(body.html, subtype="html", cte="quoted-printable")
+    # After the body: setting it drops every Content-* header set before.
+    for name, value in (extra_headers or {}).items():
+        msg[name] = header_safe(value)
     # A boundary derived from the Message-ID keeps a resent copy byte-identical.
     msg.set_boundary("=_nl_" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:32])
     raw = msg.as_bytes()
@@ -352,27 +354,48 @@ def sample_message(rendered: RenderedIssue, settings: Settings) -> bytes:
 
 
 def confirmation_message(
-    settings: Settings, to_address: str, link: str, *, message_id: str, date: dt.datetime
+    settings: Settings,
+    to_address: str,
+    link: str,
+    *,
+    message_id: str,
+    date: dt.datetime,
+    language: str | None = None,
 ) -> bytes:
-    """The double opt-in email: the link that confirms a signup, and nothing else."""
+    """The double opt-in email, in the signup page's language: the link that confirms a
+    signup, and nothing else, styled like the pages it leads to."""
     import html
 
+    w = languages.words(language)
     site = settings.from_name
     text = (
-        f"Someone, we hope you, asked to receive {site} at this address.\n\n"
-        f"To confirm, open this link and press Confirm:\n{link}\n\n"
-        "If it was not you, ignore this message: nothing will be sent.\n"
+        f"{w('confirm_mail_intro', site=site)}\n\n"
+        f"{w('confirm_mail_action')}\n{link}\n\n"
+        f"{w('confirm_mail_ignore')}\n"
     )
+    e = html.escape
+    font = "'Helvetica Neue',Helvetica,Arial,sans-serif"
     body = (
-        f"<!doctype html><p>Someone, we hope you, asked to receive {html.escape(site)} at "
-        f'this address.</p><p><a href="{html.escape(link)}">Confirm your subscription</a></p>'
-        "<p>If it was not you, ignore this message: nothing will be sent.</p>"
+        f'<!doctype html><html lang="{e(w.language)}" dir="{w.direction}"><head>'
+        '<meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+        '<meta name="color-scheme" content="light dark"></head>'
+        f'<body style="margin:0;padding:24px 12px;background:#eef1f5;font-family:{font};">'
+        '<div style="max-width:520px;margin:0 auto;background:#ffffff;border-radius:10px;'
+        'padding:28px 32px;color:#1f2937;font-size:16px;line-height:1.55;">'
+        f'<p style="margin:0 0 12px;font-size:20px;font-weight:700;">{e(site)}</p>'
+        f'<p style="margin:0 0 20px;">{e(w("confirm_mail_intro", site=site))}</p>'
+        f'<p style="margin:0 0 20px;"><a href="{e(link)}" style="display:inline-block;'
+        "background:#0b5cad;color:#ffffff;text-decoration:none;font-weight:600;"
+        f'padding:12px 22px;border-radius:6px;">{e(w("confirm_mail_button"))}</a></p>'
+        f'<p style="margin:0;color:#4b5563;font-size:14px;">{e(w("confirm_mail_ignore"))}</p>'
+        "</div></body></html>"
     )
     return build_message(
         sender=address(settings.from_address, settings.from_name),
         to=address(to_address),
-        subject=f"Confirm your subscription to {site}",
+        subject=w("confirm_subject", site=site),
         body=Personalized(html=body, text=text),
         message_id=message_id,
         date=date,
+        extra_headers={"Content-Language": w.language},
     )

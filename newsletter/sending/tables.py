@@ -84,6 +84,8 @@ campaign_editions = sa.Table(
         primary_key=True,
     ),
     sa.Column("language", sa.String(35), primary_key=True),
+    # The issue as written (True), or a translation of it.
+    sa.Column("source", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("subject", sa.String(300), nullable=False),
     sa.Column("frozen", sa.Text, nullable=False),

@@ -226,18 +226,33 @@ def check_signup(email: str, name: str) -> tuple[str, str]:
     return address, name
 
 
-def signup(settings: Settings, address: str, name: str, list_name: str) -> None:
-    """Double opt-in: record the request and mail the confirmation link, unless they are
-    already a confirmed member. The caller answers the same whatever happens here."""
+def signup(
+    settings: Settings, address: str, name: str, list_name: str, language: str | None = None
+) -> None:
+    """Double opt-in: record the request (a new subscriber keeps the language of the page
+    they signed up on) and mail the confirmation link in it, unless they are already a
+    confirmed member. The caller answers the same whatever happens here."""
     with database(settings).begin() as conn:
         pending = audience.request_subscription(
-            conn, address, name=name, list_name=list_name, default_list=settings.default_list
+            conn,
+            address,
+            name=name,
+            list_name=list_name,
+            default_list=settings.default_list,
+            language=language,
         )
     if pending is not None:
-        send_confirmation(settings, address, *pending)
+        send_confirmation(settings, address, *pending, language=language)
 
 
-def send_confirmation(settings: Settings, address: str, subscriber_id: int, list_name: str) -> None:
+def send_confirmation(
+    settings: Settings,
+    address: str,
+    subscriber_id: int,
+    list_name: str,
+    *,
+    language: str | None = None,
+) -> None:
     from email.utils import make_msgid
 
     from newsletter.sending.message import confirmation_message
@@ -254,6 +269,7 @@ def send_confirmation(settings: Settings, address: str, subscriber_id: int, list
         link,
         message_id=make_msgid(domain=settings.sender_domain()),
         date=dt.datetime.now(dt.UTC),
+        language=language,
     )
     transport = make_transport(settings, "confirmations")
     try:

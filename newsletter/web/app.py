@@ -82,12 +82,11 @@ def create_web_app(settings: Settings) -> Starlette:
     def busy(request: Request, exc: Exception) -> Response:
         # A database locked past its busy timeout, or gone: the transaction was rolled back,
         # so nothing changed; the subscriber can simply try again.
+        w = site.words(request)
         return site.refuse(
             request,
             f"the database is unavailable ({type(exc).__name__})",
-            site.message(
-                "Please try again", "We could not save that just now; nothing changed.", 503
-            ),
+            site.message(w, w("try_again"), w("try_again_text"), 503),
         )
 
     return Starlette(

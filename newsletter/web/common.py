@@ -26,7 +26,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from newsletter import tokens
+from newsletter import languages, tokens
+from newsletter.languages import Words
 from newsletter.settings import Settings
 
 log = logging.getLogger("newsletter.web")
@@ -111,12 +112,49 @@ class Site:
         base = urlsplit(self.settings.base_url)
         return f"{base.scheme}://{base.netloc}"
 
-    def page(self, template: str, status: int = 200, /, **context: Any) -> HTMLResponse:
-        body = self.pages.get_template(template).render(site_name=self.name, **context)
-        return HTMLResponse(body, status_code=status)
+    def words(self, request: Request, preferred: str | None = None) -> Words:
+        """The language a page speaks to this visitor: the one asked for (?lang=, the
+        page's switch), else theirs (a subscriber's), else their browser's
+        (Accept-Language), else English; each the nearest the pages speak."""
+        spoken = languages.spoken()
+        asked = request.query_params.get("lang", "")[:35]
+        for wanted in (asked, preferred):
+            if wanted:
+                chosen = languages.pick(wanted, spoken, "")
+                if chosen:
+                    return languages.words(chosen)
+        header = request.headers.get("accept-language", "")[:500]
+        return languages.words(languages.negotiate(header, spoken, "en"))
+
+    def switch(self, request: Request, current: Words) -> list[dict[str, str]]:
+        """Links to this page in each other language the pages speak."""
+        return [
+            {
+                "lang": tag,
+                "name": languages.words(tag)("language_name"),
+                "url": f"{request.url.path}?lang={tag}",
+            }
+            for tag in languages.spoken()
+            if tag != current.language
+        ]
+
+    def page(
+        self, template: str, status: int = 200, /, *, words: Words, **context: Any
+    ) -> HTMLResponse:
+        context.setdefault("switch", [])
+        body = self.pages.get_template(template).render(
+            site_name=self.name,
+            say=words,
+            lang=words.language,
+            dir=words.direction,
+            **context,
+        )
+        headers = {"Content-Language": words.language}
+        return HTMLResponse(body, status_code=status, headers=headers)
 
     def message(
         self,
+        words: Words,
         heading: str,
         text: str,
         status: int = 200,
@@ -124,8 +162,15 @@ class Site:
         link: str | None = None,
         link_text: str = "",
     ) -> HTMLResponse:
+        """A page with one message, in words' language."""
         return self.page(
-            "message.html", status, heading=heading, text=text, link=link, link_text=link_text
+            "message.html",
+            status,
+            words=words,
+            heading=heading,
+            text=text,
+            link=link,
+            link_text=link_text,
         )
 
     def refuse(self, request: Request, reason: str, response: HTMLResponse) -> HTMLResponse:
@@ -139,15 +184,9 @@ class Site:
         return response
 
     def bad_link(self, request: Request, reason: str) -> HTMLResponse:
+        w = self.words(request)
         return self.refuse(
-            request,
-            reason,
-            self.message(
-                "This link does not work",
-                "It may be incomplete, changed or out of date. Use the newest "
-                "link from one of our emails, or write to us.",
-                status=400,
-            ),
+            request, reason, self.message(w, w("bad_link"), w("bad_link_text"), status=400)
         )
 
     def visitor(

@@ -23,7 +23,8 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
         match = _NAME.fullmatch(name)
         path = folder / name
         if match is None or not path.is_file():
-            return site.message("Not found", "There is no such image.", 404)
+            w = site.words(request)
+            return site.message(w, w("not_found"), w("not_found_text"), 404)
         return FileResponse(
             path,
             media_type=media_type(name),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,28 +13,33 @@ from starlette.responses import Response
 from newsletter import tokens
 from newsletter.errors import NewsletterError
 from newsletter.services import subscribers
-from newsletter.web.common import Site, Visitor
+from newsletter.web.common import Site, Visitor, sentence
 
 KINDS = frozenset({tokens.PREFERENCES})
 
 
 def routes(site: Site) -> list[tuple[str, object, list[str]]]:
-    def context(visitor: Visitor, found: subscribers.Preferences, saved: bool) -> dict[str, Any]:
+    def show(
+        request: Request, visitor: Visitor, found: subscribers.Preferences, saved: bool
+    ) -> Response:
         s = found.subscriber
-        return {
-            "who": s.email,
-            "name": s.name,
-            "language": s.language or "",
-            "status": s.status,
-            "lists": found.lists,
-            "action": site.url("preferences", visitor.token),
-            "csrf": site.form_secret("prefs", visitor.token),
-            "data_link": site.url("preferences", visitor.token, "data"),
-            "saved": saved,
-        }
+        return site.page(
+            "preferences.html",
+            words=site.words(request, s.language),
+            who=s.email,
+            name=s.name,
+            language=s.language or "",
+            status=s.status,
+            lists=found.lists,
+            action=site.url("preferences", visitor.token),
+            csrf=site.form_secret("prefs", visitor.token),
+            data_link=site.url("preferences", visitor.token, "data"),
+            saved=saved,
+        )
 
-    def nothing() -> Response:
-        return site.message("Nothing stored", "We hold nothing about this address.")
+    def nothing(request: Request) -> Response:
+        w = site.words(request)
+        return site.message(w, w("nothing_stored"), w("nothing_stored_text"))
 
     def page(request: Request) -> Response:
         visitor = site.visitor(request, KINDS)
@@ -44,8 +48,8 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
         with site.engine.connect() as conn:
             found = subscribers.preferences(conn, visitor.subscriber_id)
         if found is None:
-            return nothing()
-        return site.page("preferences.html", **context(visitor, found, saved=False))
+            return nothing(request)
+        return show(request, visitor, found, saved=False)
 
     async def post(request: Request) -> Response:
         visitor = site.visitor(request, KINDS)
@@ -54,10 +58,11 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
         form = await request.form()
         csrf = str(form.get("csrf", ""))
         if not hmac.compare_digest(csrf, site.form_secret("prefs", visitor.token)):
+            w = site.words(request)
             return site.refuse(
                 request,
                 "the form secret is missing or wrong",
-                site.message("Nothing changed", "This form has expired; open the link again.", 403),
+                site.message(w, w("nothing_changed"), w("form_expired"), 403),
             )
         return await run_in_threadpool(
             save,
@@ -88,15 +93,14 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
                     resubscribe=resubscribe,
                 )
                 if found is None:
-                    return nothing()
-                return site.page("preferences.html", **context(visitor, found, saved=True))
+                    return nothing(request)
+                return show(request, visitor, found, saved=True)
         except NewsletterError as exc:
+            w = site.words(request)
             return site.refuse(
                 request,
                 "invalid preferences",
-                site.message(
-                    "Nothing changed", f"{exc.message[:1].upper()}{exc.message[1:]}.", 400
-                ),
+                site.message(w, w("nothing_changed"), sentence(exc.message), 400),
             )
 
     def data(request: Request) -> Response:
@@ -106,7 +110,7 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
         with site.engine.connect() as conn:
             record = subscribers.export_data(conn, visitor.subscriber_id)
         if record is None:
-            return nothing()
+            return nothing(request)
         return Response(
             json.dumps(record, ensure_ascii=False, indent=2),
             media_type="application/json",
@@ -114,11 +118,8 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
         )
 
     def generic(request: Request) -> Response:
-        return site.message(
-            "Your preferences",
-            "Use the Preferences link at the bottom of any of "
-            "our emails: it knows who you are, so you need not tell us.",
-        )
+        w = site.words(request)
+        return site.message(w, w("your_preferences"), w("preferences_generic"))
 
     return [
         ("/preferences", generic, ["GET"]),

@@ -26,12 +26,17 @@ CONFIRM_KINDS = frozenset({tokens.CONFIRM})
 
 
 def routes(site: Site) -> list[tuple[str, object, list[str]]]:
-    def form_page(error: str = "", email: str = "", name: str = "", status: int = 200) -> Response:
+    def form_page(
+        request: Request, error: str = "", email: str = "", name: str = "", status: int = 200
+    ) -> Response:
         issued = str(int(time.time()))
         names = [i.name for i in subscribers.lists(site.settings)] or [site.settings.default_list]
+        w = site.words(request)
         return site.page(
             "signup.html",
             status,
+            words=w,
+            switch=site.switch(request, w),
             action=site.url("signup"),
             csrf=f"{issued}.{site.form_secret('signup', issued)}",
             lists=names,
@@ -41,7 +46,7 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
         )
 
     def page(request: Request) -> Response:
-        return form_page()
+        return form_page(request)
 
     def fresh(value: str) -> bool:
         issued, _, mac = value.partition(".")
@@ -62,30 +67,27 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
 
     async def post(request: Request) -> Response:
         if (reason := cross_site(request)) is not None:
+            w = site.words(request)
             return site.refuse(
-                request,
-                reason,
-                site.message("Not sent", "This form can only be sent from our own page.", 403),
+                request, reason, site.message(w, w("not_sent"), w("own_page_only"), 403)
             )
         form = await request.form()
+        # The language of the page the form was sent from: the subscriber's from now on.
+        w = site.words(request, str(form.get("lang", ""))[:35] or None)
         if not fresh(str(form.get("csrf", ""))):
             return site.refuse(
                 request,
                 "the form token is missing, forged or expired",
-                site.message("Not sent", "This form has expired; please load the page again.", 403),
+                site.message(w, w("not_sent"), w("signup_expired"), 403),
             )
         client = request.client.host if request.client else "unknown"
         if not site.signups.allow(client):
             return site.refuse(
                 request,
                 "too many signup attempts from this client",
-                site.message("Too many attempts", "Please wait a few minutes and try again.", 429),
+                site.message(w, w("too_many"), w("too_many_text"), 429),
             )
-        done = site.message(
-            "Check your inbox",
-            "If that address can be subscribed, a confirmation link is on its way. "
-            "Nothing arrives until you press it.",
-        )
+        done = site.message(w, w("check_inbox"), w("check_inbox_text"))
         if form.get("website"):
             site.refuse(request, "the honeypot field was filled", done)
             return done  # only robots fill a field nobody can see; they get the usual answer
@@ -95,11 +97,11 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
         except NewsletterError as exc:
             site.refuse(request, "the address or name was refused", done)
             return await run_in_threadpool(
-                form_page, sentence(exc.message), raw_email, raw_name, 400
+                form_page, request, sentence(exc.message), raw_email, raw_name, 400
             )
         list_name = str(form.get("list") or site.settings.default_list)
         done.background = BackgroundTask(
-            subscribers.signup, site.settings, address, name, list_name
+            subscribers.signup, site.settings, address, name, list_name, language=w.language
         )
         return done
 
@@ -113,6 +115,7 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
             return site.bad_link(request, "the subscriber is no longer stored")
         return site.page(
             "confirm.html",
+            words=site.words(request, found.subscriber.language),
             list_name=visitor.scope.removeprefix("confirm-"),
             who=mask(found.subscriber.email),
             action=site.url("confirm", visitor.token),
@@ -127,11 +130,14 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
                 conn, visitor.subscriber_id, visitor.scope.removeprefix("confirm-")
             ):
                 return site.bad_link(request, "the subscriber or the list is no longer stored")
+            found = subscribers.preferences(conn, visitor.subscriber_id)
+            w = site.words(request, found.subscriber.language if found else None)
             return site.message(
-                "You are subscribed",
-                f"Welcome to {site.name}.",
+                w,
+                w("subscribed"),
+                w("welcome", site=site.name),
                 link=site.url("archive") + "/",
-                link_text="Read past issues",
+                link_text=w("read_past"),
             )
 
     return [

@@ -22,15 +22,17 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
             return visitor
         with site.engine.connect() as conn:
             found = subscribers.preferences(conn, visitor.subscriber_id)
+        w = site.words(request, found.subscriber.language if found else None)
         if found is None or tokens.kind_of(visitor.scope) == tokens.TEST:
-            return site.message("Nothing to unsubscribe", "This address gets nothing from us.")
+            return site.message(w, w("nothing_to_unsubscribe"), w("nothing_to_unsubscribe_text"))
         what = (
-            f"'{visitor.scope.removeprefix('l-')}' emails"
+            w("unsubscribe_what_list", list=visitor.scope.removeprefix("l-"))
             if tokens.kind_of(visitor.scope) == tokens.LIST
-            else f"{site.name} emails"
+            else w("unsubscribe_what_all", site=site.name)
         )
         return site.page(
             "unsubscribe.html",
+            words=w,
             who=mask(found.subscriber.email),
             what=what,
             action=site.url("unsubscribe", visitor.token),
@@ -43,31 +45,32 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
             return visitor
         form = await request.form()
         if form.get("List-Unsubscribe") != "One-Click":
+            w = site.words(request)
             return site.refuse(
                 request,
                 "not a one-click unsubscribe request",
-                site.message("Nothing changed", "This request is not an unsubscribe request.", 400),
+                site.message(w, w("nothing_changed"), w("not_unsubscribe_request"), 400),
             )
-        return await run_in_threadpool(unsubscribe, visitor.subscriber_id, visitor.scope)
+        return await run_in_threadpool(unsubscribe, request, visitor.subscriber_id, visitor.scope)
 
-    def unsubscribe(subscriber_id: int, scope: str) -> Response:
+    def unsubscribe(request: Request, subscriber_id: int, scope: str) -> Response:
         # The answer is rendered inside the transaction: if it fails, nothing changed.
         with site.engine.begin() as conn:
             subscribers.unsubscribe(conn, subscriber_id, scope)
+            found = subscribers.preferences(conn, subscriber_id)
+            w = site.words(request, found.subscriber.language if found else None)
             # RFC 8058: a plain 200, no redirect, the same however often it is sent.
             return site.message(
-                "You are unsubscribed",
-                "You will get no more of these emails.",
+                w,
+                w("unsubscribed"),
+                w("unsubscribed_text"),
                 link=site.preferences_url(subscriber_id),
-                link_text="Changed your mind? Your preferences",
+                link_text=w("changed_mind"),
             )
 
     def generic(request: Request) -> Response:
-        return site.message(
-            "Unsubscribe",
-            "Use the unsubscribe link at the bottom of any of our "
-            "emails: it knows who you are, so you need not tell us.",
-        )
+        w = site.words(request)
+        return site.message(w, w("unsubscribe"), w("unsubscribe_generic"))
 
     return [
         ("/unsubscribe", generic, ["GET"]),

@@ -31,6 +31,10 @@ def site(engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  #
     import_csv(
         engine, ROOT / "sample-subscribers.csv", list_name="bulletin", default_list="bulletin"
     )
+    # The pages speak each subscriber's language; these tests read them in English (the
+    # Spanish pages have tests of their own, with subscribers who speak Spanish).
+    with engine.begin() as conn:
+        conn.execute(sa.update(subscribers).values(language="en"))
     runner.invoke(cli, ["lists", "create", "events", "--description", "Event invitations"])
     settings = load_settings()
     client = TestClient(create_web_app(settings), base_url=BASE, cookies=None)

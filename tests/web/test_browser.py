@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from newsletter import tokens
 from newsletter.audience.csvio import import_csv
+from newsletter.audience.db import subscribers
 from newsletter.audience.subscribers import create_list, get_subscriber
 from tests.conftest import ROOT
 from tests.sending.smtp_server import free_port
@@ -38,6 +39,8 @@ def served(engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     import_csv(
         engine, ROOT / "sample-subscribers.csv", list_name="bulletin", default_list="bulletin"
     )
+    with engine.begin() as conn:  # read in English, but where a test says otherwise
+        conn.execute(sa.update(subscribers).values(language="en"))
     create_list(engine, "events", "Event invitations")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -123,6 +126,55 @@ def test_a_signup_with_a_bad_address_shows_the_form_again(served: Served, page) 
     assert page.input_value("#email") == "x=?y@example.org"
 
 
+def test_the_spanish_pages_from_signup_to_unsubscribe(
+    served: Served,
+    browser,
+    engine: sa.Engine,  # type: ignore[no-untyped-def]
+) -> None:
+    # A browser that asks for Spanish gets the signup page in Spanish.
+    context = browser.new_context(locale="es-MX")
+    page = context.new_page()
+    try:
+        page.goto(f"{served.url}/signup")
+        assert page.locator("html").get_attribute("lang") == "es"
+        assert page.locator("h1").inner_text() == "Suscríbase a Regional Migration News"
+        assert page.locator("label[for=email]").inner_text() == "Correo electrónico"
+        # The switch shows the page in English, and back.
+        page.click("a[hreflang=en]")
+        assert page.locator("h1").inner_text() == "Subscribe to Regional Migration News"
+        page.click("a[hreflang=es]")
+        page.fill("#email", "lectora@example.org")
+        page.select_option("#list", "bulletin")
+        page.click("button[type=submit]")
+        assert page.locator("h1").inner_text() == "Revise su bandeja de entrada"
+        # The confirmation email is in Spanish too, styled, and so is the page it opens.
+        link = _confirmation_link(served.outbox)
+        (path,) = (served.outbox / "confirmations").glob("*.eml")
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert message["Subject"] == "Confirme su suscripción a Regional Migration News"
+        assert message["Content-Language"] == "es"
+        html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert '<html lang="es"' in html and "Confirmar mi suscripción</a>" in html
+        assert get_subscriber(engine, "lectora@example.org").language == "es"
+        page.goto(link)
+        assert page.locator("h1").inner_text() == "Confirme su suscripción"
+        page.click("button[type=submit]")
+        assert page.locator("h1").inner_text() == "Está suscrito"
+        # Her unsubscribe and preferences pages speak Spanish, whatever the browser says.
+        english = browser.new_context(locale="en-US").new_page()
+        sid = get_subscriber(engine, "lectora@example.org").id
+        english.goto(f"{served.url}/unsubscribe/{tokens.sign(KEY, sid, tokens.campaign_scope(1))}")
+        assert english.locator("h1").inner_text() == "¿Dar de baja a l***@example.org?"
+        english.click("button[type=submit]")
+        assert english.locator("h1").inner_text() == "Se ha dado de baja"
+        assert get_subscriber(engine, "lectora@example.org").status == "unsubscribed"
+        english.goto(f"{served.url}/preferences/{tokens.sign(KEY, sid, tokens.PREFERENCES)}")
+        assert english.locator("h1").inner_text() == "Sus preferencias"
+        english.context.close()
+    finally:
+        context.close()
+
+
 def test_the_unsubscribe_button(served: Served, page, engine: sa.Engine) -> None:  # type: ignore[no-untyped-def]
     sid = get_subscriber(engine, ANA).id
     page.goto(f"{served.url}/unsubscribe/{tokens.sign(KEY, sid, tokens.campaign_scope(1))}")
@@ -143,7 +195,9 @@ def test_preferences_save_and_subscribe_again(served: Served, page, engine: sa.E
     page.fill("#language", "es")
     page.check("input[name=list][value=events]")
     page.click("button[type=submit]")
-    assert page.locator("strong", has_text="Saved.").is_visible()
+    # Saved, and the page now speaks the language she chose.
+    assert page.locator("strong", has_text="Guardado.").is_visible()
+    assert page.locator("html").get_attribute("lang") == "es"
     ana = get_subscriber(engine, ANA)
     assert (ana.name, ana.language) == ("Ana P.", "es")
     assert ana.lists == {"bulletin": "confirmed", "events": "confirmed"}
@@ -156,7 +210,9 @@ def test_preferences_save_and_subscribe_again(served: Served, page, engine: sa.E
     page.check("input[name=resubscribe]")
     page.check("input[name=list][value=bulletin]")
     page.click("button[type=submit]")
-    assert page.locator("strong", has_text="Saved.").is_visible()
+    # Saved, and the page now speaks the language she chose.
+    assert page.locator("strong", has_text="Guardado.").is_visible()
+    assert page.locator("html").get_attribute("lang") == "es"
     ana = get_subscriber(engine, ANA)
     assert ana.status == "active"
     assert ana.lists["bulletin"] == "confirmed"

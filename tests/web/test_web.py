@@ -136,7 +136,8 @@ def test_preferences_change_lists_name_and_resubscribe(site) -> None:  # type: i
         f"/preferences/{token}",
         data={"csrf": csrf, "name": "Ana P.", "language": "es", "list": ["events"]},
     )
-    assert response.status_code == 200 and "Saved." in response.text
+    # Saved, in the language just chosen.
+    assert response.status_code == 200 and "Guardado." in response.text
     ana = get_subscriber(engine, "ana.perez@example.com")
     assert ana.name == "Ana P."
     assert ana.lists == {"bulletin": "unsubscribed", "events": "confirmed"}
@@ -324,18 +325,34 @@ def test_archive_lists_only_issues_sent_live_and_has_a_feed(site) -> None:  # ty
     assert "No issue has been sent yet." in client.get("/archive/").text
     runner.invoke(cli, ["send", str(SAMPLE), "--live", "--yes"])
     index = client.get("/archive/").text
-    assert (
-        '<a href="https://newsletter.example.org/archive/2021-05/">'
-        "Regional Migration News: May 2021</a>" in index
-    )
-    feed = client.get("/archive/feed.xml")
-    assert feed.headers["content-type"].startswith("application/atom+xml")
+    archive = "https://newsletter.example.org/archive/2021-05"
+    assert f'<a href="{archive}/" hreflang="en">Regional Migration News: May 2021</a>' in index
+    assert f'<a href="{archive}/es/" hreflang="es" lang="es">español</a>' in index
+    # A Spanish-speaking browser sees the Spanish edition first, and the page in Spanish.
+    spanish = client.get("/archive/", headers={"Accept-Language": "es-MX,es;q=0.9"}).text
+    assert '<html lang="es"' in spanish and "Números anteriores" in spanish
+    assert f'<a href="{archive}/es/" hreflang="es">Noticias Regionales sobre Migración' in spanish
+    # Each edition's page points at the others.
+    page = client.get("/archive/2021-05/es/")
+    assert page.status_code == 200 and '<html lang="es"' in page.text
+    assert "Migración laboral".upper() in page.text.upper()
+    for lang in ("en", "es"):
+        assert f'hreflang="{lang}"' in page.text
+    assert client.get("/archive/2021-05/fr/").status_code == 404
     import xml.etree.ElementTree as ET
 
-    root = ET.fromstring(feed.text)
     ns = {"a": "http://www.w3.org/2005/Atom"}
-    titles = [e.findtext("a:title", namespaces=ns) for e in root.findall("a:entry", ns)]
-    assert titles == ["Regional Migration News: May 2021"]
+    for url, title, alternate in (
+        ("/archive/feed.xml", "Regional Migration News: May 2021", "es"),
+        ("/archive/feed/es.xml", "Noticias Regionales sobre Migración: mayo de 2021", "en"),
+    ):
+        feed = client.get(url)
+        assert feed.headers["content-type"].startswith("application/atom+xml")
+        root = ET.fromstring(feed.text)
+        [entry] = root.findall("a:entry", ns)
+        assert entry.findtext("a:title", namespaces=ns) == title
+        links = {link.get("hreflang") for link in entry.findall("a:link", ns)}
+        assert alternate in links
 
 
 def test_a_real_uvicorn_on_loopback(site) -> None:  # type: ignore[no-untyped-def]

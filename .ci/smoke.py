@@ -100,6 +100,10 @@ try:
         "/archive/",
         "/archive/2021-05/",
         "/archive/feed.xml",
+        "/archive/2021-05/es/",
+        "/archive/feed/es.xml",
+        "/signup?lang=es",
+        *(f"/media/{image.name}" for image in sorted((work / "media").glob("*.jpg"))[:1]),
         f"/unsubscribe/{tokens.sign(KEY, 1, tokens.campaign_scope(1))}",
         f"/preferences/{tokens.sign(KEY, 1, tokens.PREFERENCES)}",
         f"/preferences/{tokens.sign(KEY, 1, tokens.PREFERENCES)}/data",
@@ -111,6 +115,9 @@ try:
                 status = response.status
         except urllib.error.HTTPError as exc:
             status = exc.code
+        if page == "/signup?lang=es":
+            with urllib.request.urlopen(base + page, timeout=10) as response:
+                assert "Suscríbase" in response.read().decode(), "the Spanish words are missing"
         shown = page.split(".")[0][:40]
         if status != 200:
             sys.exit(f"FAILED: GET {shown} answered {status}")

@@ -718,6 +718,10 @@ def campaigns_show(
         f"recipients: {c.recipients}: {n['sent']} sent, {n['deferred']} deferred, "
         f"{n['failed']} failed, {n['skipped']} skipped, {n['pending'] + n['sending']} pending"
     )
+    if len(report.editions) > 1:
+        for language, states in sorted(report.editions.items(), key=lambda e: str(e[0])):
+            done = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+            typer.echo(f"  {language or '(one render)':<10} {done}")
     from newsletter.services.mailbox import campaign_events
 
     returned = campaign_events(_settings(), c.id)

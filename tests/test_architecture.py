@@ -16,6 +16,8 @@ LAYERS = {
     "settings": 1,
     "yamlfile": 1,
     "markdown": 1,
+    "languages": 1,
+    "words": 1,  # data: the public pages' words, read by languages
     "store": 1,
     "issue": 2,
     "tokens": 2,

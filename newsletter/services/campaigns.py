@@ -9,7 +9,7 @@ import hashlib
 import signal
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -420,6 +420,8 @@ class CampaignReport:
     campaign: ledger.Campaign
     counts: dict[str, int]
     problems: list[ledger.Problem]
+    # Deliveries by edition (language) and state, for a campaign in several languages.
+    editions: dict[str | None, dict[str, int]] = field(default_factory=dict)
 
 
 def overview(settings: Settings) -> list[tuple[ledger.Campaign, dict[str, int]]]:
@@ -431,7 +433,10 @@ def show(settings: Settings, campaign_id: int) -> CampaignReport:
     engine = database(settings)
     campaign = ledger.get_campaign(engine, campaign_id)
     return CampaignReport(
-        campaign, ledger.counts(engine, campaign.id), ledger.problems(engine, campaign.id)
+        campaign,
+        ledger.counts(engine, campaign.id),
+        ledger.problems(engine, campaign.id),
+        ledger.edition_counts(engine, campaign.id),
     )
 
 

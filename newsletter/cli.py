@@ -127,6 +127,40 @@ def new(
 
 @app.command()
 @reports_errors
+def init(
+    folder: Annotated[
+        Path, typer.Argument(help="The project folder (created if needed).", show_default=True)
+    ] = Path("."),
+    name: Annotated[
+        str | None, typer.Option("--name", help="The bulletin's name, as readers see it.")
+    ] = None,
+) -> None:
+    """Set up a project folder: a starter issue, the default theme, segments.yaml, a .env
+    with a fresh secret key and a local base URL, and a .gitignore.
+
+    Files that exist are left as they are: in an existing project it only adds what is
+    missing (such as the .env).
+
+    Example: newsletter init my-bulletin --name "Regional Migration News"
+    """
+    from newsletter.services import project
+
+    started = project.init(folder, name)
+    for path in started.created:
+        typer.echo(f"Created {path}")
+    for path in started.kept:
+        typer.echo(f"Kept    {path} (already there)")
+    issues = sorted((folder / "issues").glob("*.yaml"))
+    if issues:
+        where = "" if folder == Path(".") else f"cd {folder} && "
+        typer.echo(
+            f"Next: {where}newsletter preview {issues[-1].relative_to(folder)}, then "
+            "newsletter serve for the links in the emails."
+        )
+
+
+@app.command()
+@reports_errors
 def translate(
     file: Annotated[Path, typer.Argument(help="The issue file (the source).", show_default=False)],
     lang: Annotated[str, typer.Option("--lang", help="The language, e.g. es or pt-BR.")],
@@ -613,9 +647,14 @@ def send(
         typer.echo("Campaign:   new")
     if when is not None:
         typer.echo(f"When:       {_local(when, settings)}")
-    if not yes and not typer.confirm(
-        "Schedule it?" if when is not None else "Send it?", default=False
-    ):
+    question = "Schedule it?" if when is not None else "Send it?"
+    if plan.already:
+        typer.echo(
+            f"Already:    {plan.already} of these {plan.recipients} recipients received this "
+            "issue in an earlier campaign: they would get it again"
+        )
+        question = f"Send it again to those {plan.already}, and to the others?"
+    if not yes and not typer.confirm(question, default=False):
         typer.echo("Nothing was sent.")
         raise typer.Exit(1)
     if when is not None:

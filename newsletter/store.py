@@ -92,7 +92,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create("campaigns", "deliveries"),
     _complete("campaigns", "deliveries"),
     _create("events", "mailbox_reports"),
-    _steps(_create("campaign_editions"), _complete("deliveries")),
+    _steps(_create("campaign_editions"), _complete("campaigns", "deliveries")),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -18,6 +18,8 @@ LAYERS = {
     "markdown": 1,
     "languages": 1,
     "words": 1,  # data: the public pages' words, read by languages
+    "themes": 3,  # data: the default theme, read by render
+    "scaffold": 6,  # data: a new project's files, read by services.project
     "store": 1,
     "issue": 2,
     "tokens": 2,

@@ -164,6 +164,18 @@ def _theme_file(path: Path, what: str) -> dict[str, Any]:
     return mapping
 
 
+# The themes that ship with the package: an installed tool always has the default one.
+PACKAGED_THEMES = Path(__file__).resolve().parent.parent / "themes"
+
+
+def theme_root(templates_dir: Path, template: str) -> Path:
+    """The folder holding the theme: the project's templates folder when the theme is
+    there (an editor's own, or a copy to change), the package's otherwise."""
+    if not (templates_dir / template).is_dir() and (PACKAGED_THEMES / template).is_dir():
+        return PACKAGED_THEMES
+    return templates_dir
+
+
 def _theme(templates_dir: Path, template: str) -> dict[str, Any]:
     return _theme_file(templates_dir / template / "theme.yaml", "theme file")
 
@@ -225,7 +237,7 @@ class _Job:
 
 def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
     issue = issue_file.issue
-    templates_dir = Path(settings.templates_dir)
+    templates_dir = theme_root(Path(settings.templates_dir), issue.template)
     if not (templates_dir / issue.template).is_dir():
         raise TemplateError(
             f"template '{issue.template}' not found in {templates_dir}/",

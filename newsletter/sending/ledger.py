@@ -48,6 +48,7 @@ class Campaign:
     send_at: dt.datetime | None = None
     git_commit: str | None = None
     git_dirty: bool | None = None
+    source_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def _campaign(row: sa.Row) -> Campaign:  # type: ignore[type-arg]
         _utc(row.send_at),
         row.git_commit,
         row.git_dirty,
+        row.source_hash,
     )
 
 
@@ -130,6 +132,24 @@ def frozen_editions(engine: Engine, campaign_id: int) -> dict[str | None, Render
     return found
 
 
+def already_received(engine: Engine, issue: str, named: NamedSegment) -> int:
+    """How many of the segment's current recipients were sent the issue in an earlier
+    campaign."""
+    with engine.connect() as conn:
+        sent = (
+            sa.select(deliveries.c.subscriber_id)
+            .join(campaigns, campaigns.c.id == deliveries.c.campaign_id)
+            .where(campaigns.c.issue == issue, deliveries.c.status == "sent")
+        )
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(subscribers)
+                .where(condition(conn, named), subscribers.c.id.in_(sent))
+            ).scalar_one()
+        )
+
+
 def edition_counts(engine: Engine, campaign_id: int) -> dict[str | None, dict[str, int]]:
     """Deliveries by edition and state."""
     with engine.connect() as conn:
@@ -171,6 +191,7 @@ def create_campaign(
     git_commit: str | None = None,
     git_dirty: bool | None = None,
     editions: dict[str, RenderedIssue] | None = None,
+    source_hash: str | None = None,
 ) -> tuple[Campaign, bool]:
     """The campaign (issue, segment, generation), made with a pending row for every current
     recipient of the segment in one transaction, or the one that exists: a unique index,
@@ -200,6 +221,7 @@ def create_campaign(
                     frozen=rendered.freeze(),
                     git_commit=git_commit,
                     git_dirty=git_dirty,
+                    source_hash=source_hash,
                 )
                 .returning(campaigns.c.id)
             ).scalar_one()

@@ -126,6 +126,9 @@ class Plan:
     editions: dict[str, RenderedIssue] = field(default_factory=dict)
     per_edition: dict[str, int] = field(default_factory=dict)
     content_hash: str = ""
+    source_hash: str = ""  # of what the editor wrote (see services.campaigns)
+    # With --new-campaign: how many recipients received the issue in an earlier campaign.
+    already: int = 0
 
 
 def transport_name(settings: Settings) -> str:

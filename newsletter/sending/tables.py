@@ -34,6 +34,9 @@ campaigns = sa.Table(
     sa.Column("frozen", sa.Text, nullable=True),
     sa.Column("git_commit", sa.String(40), nullable=True),
     sa.Column("git_dirty", sa.Boolean, nullable=True),
+    # Version 5: a hash of what the editor wrote (every edition's text, the images), to
+    # tell a changed issue from a changed setting when the render no longer matches.
+    sa.Column("source_hash", sa.String(64), nullable=True),
     sa.Index("campaigns_by_issue", "issue", "segment"),
     sa.Index("campaigns_once", "issue", "segment", "generation", unique=True),
 )

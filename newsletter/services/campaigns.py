@@ -19,7 +19,7 @@ from newsletter.audience.addresses import normalize_address
 from newsletter.audience.segments import count_by_language
 from newsletter.checks import ChecksFailed
 from newsletter.errors import NewsletterError
-from newsletter.issue import load_issue
+from newsletter.issue import IssueFile, load_issue
 from newsletter.render import RenderedIssue, render_issue
 from newsletter.sending import ledger
 from newsletter.sending.message import Addressee, campaign_template, unsubscribe_mailto
@@ -111,14 +111,24 @@ def plan(path: Path | str, settings: Settings, *, new_campaign: bool = False) ->
     engine = database(settings)
     named = audience_of(issue_file, settings)
     content_hash = ledger.editions_hash(renders)
+    written = _source_hash(issue_file, renders)
     existing = None if new_campaign else ledger.latest_campaign(engine, rendered.slug, named.name)
     if existing is not None and existing.content_hash != content_hash:
+        if existing.source_hash == written:
+            what = (
+                "the issue is as it was, but a setting or the theme that shapes the email "
+                "changed (such as NEWSLETTER_BASE_URL, the sender, the templates)"
+            )
+        else:
+            what = f"{issue_file.path} (or a translation or an image of it) changed"
         raise NewsletterError(
-            f"{issue_file.path} changed since campaign {existing.id} was made (content hash "
-            f"{existing.content_hash[:12]}, now {content_hash[:12]}); the campaign "
-            "sends the version it froze and will not mix two. Pass --new-campaign to start "
-            "a new campaign with this version"
+            f"campaign {existing.id} was made from another version: {what} (content hash "
+            f"{existing.content_hash[:12]}, now {content_hash[:12]}). The campaign sends "
+            "the version it froze and will not mix two: `newsletter send --live` without "
+            "changes resumes it, `--new-campaign` starts another with this version (and "
+            "says who already received the issue)"
         )
+    already = ledger.already_received(engine, rendered.slug, named) if new_campaign else 0
     for each in renders.values():
         publish_media(each, settings)
     images, unreachable = _images_answer(list(renders.values()), settings)
@@ -147,7 +157,22 @@ def plan(path: Path | str, settings: Settings, *, new_campaign: bool = False) ->
         renders,
         per_edition,
         content_hash,
+        written,
+        already,
     )
+
+
+def _source_hash(issue_file: IssueFile, renders: dict[str, RenderedIssue]) -> str:
+    """A hash of what the editor wrote: every edition's words and links, and the images
+    (by the names of their prepared files, which are their content)."""
+    from newsletter.services.issues import editions
+
+    digest = hashlib.sha256()
+    for language, each in sorted(editions(issue_file).items()):
+        digest.update(language.encode() + b"\0" + each.issue.model_dump_json().encode())
+        for image in renders[language].media:
+            digest.update(image.name.encode() + b"\0")
+    return digest.hexdigest()
 
 
 def _images_answer(renders: list[RenderedIssue], settings: Settings) -> tuple[int, tuple[str, ...]]:
@@ -230,6 +255,7 @@ def create(
         issue_path=plan.issue_path,
         rendered=plan.rendered,
         editions=plan.editions,
+        source_hash=plan.source_hash or None,
         named=plan.segment,
         generation=generation,
         send_at=send_at,

@@ -441,10 +441,31 @@ def test_a_changed_issue_is_not_mixed_into_a_running_campaign(
     )
     code, _, err = run("send", str(issue), "--live", "--yes")
     assert code == 1
-    assert f"{issue} changed since campaign 1 was made" in err
-    assert "the campaign sends the version it froze and will not mix two" in err
-    assert err.endswith("Pass --new-campaign to start a new campaign with this version\n")
-    assert run("send", str(issue), "--live", "--yes", "--new-campaign")[0] == 0
+    assert "campaign 1 was made from another version: " in err
+    assert f"{issue} (or a translation or an image of it) changed (content hash" in err
+    assert "The campaign sends the version it froze and will not mix two" in err
+    assert err.endswith("(and says who already received the issue)\n")
+    code, out, _ = run("send", str(issue), "--live", "--yes", "--new-campaign")
+    assert code == 0
+    assert (
+        "Already:    5 of these 5 recipients received this issue in an earlier campaign: "
+        "they would get it again\n" in out
+    )
+
+
+def test_a_changed_setting_is_told_apart_from_a_changed_issue(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert live()[0] == 0
+    monkeypatch.setenv("NEWSLETTER_BASE_URL", "https://news.example.net")
+    code, _, err = run("send", str(SAMPLE), "--live", "--yes")
+    assert code == 1
+    assert "the issue is as it was, but a setting or the theme that shapes the email changed" in err
+    # Without --yes, a new campaign asks first, saying who would get it twice.
+    result = runner.invoke(app, ["send", str(SAMPLE), "--live", "--new-campaign"], input="n\n")
+    assert result.exit_code == 1
+    assert "Send it again to those 5, and to the others? [y/N]: n\n" in result.stdout
+    assert result.stdout.endswith("Nothing was sent.\n")
 
 
 def test_an_invalid_issue_is_refused(audience: sa.Engine, tmp_path: Path) -> None:

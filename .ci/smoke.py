@@ -71,6 +71,19 @@ sent = list((work / "outbox" / "2021-05").glob("*.eml"))
 assert len(sent) >= 10, sent
 run("check", "issues/2021-05.yaml", "--strict", env=env)
 
+# A new project from the wheel alone: init, then a build with the packaged theme too.
+fresh = Path(tempfile.mkdtemp(prefix="newsletter-init-"))
+bare = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+os.chdir(fresh)
+run("init", "project", "--name", "Smoke Bulletin", env=bare)
+os.chdir(fresh / "project")
+[starter] = Path("issues").glob("*.yaml")
+run("check", str(starter), env=bare)
+shutil.rmtree("templates")  # the theme inside the package takes over
+run("build", str(starter), env=bare)
+print(f"init and a build with the packaged theme: {starter}")
+os.chdir(work)
+
 with socket.socket() as probe:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]

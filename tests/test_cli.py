@@ -11,6 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from newsletter.cli import app
+from newsletter.services import issues
+from newsletter.settings import Settings
 from tests.conftest import ROOT, SAMPLE, copy_sample
 
 runner = CliRunner()
@@ -126,10 +128,41 @@ def test_new_starts_from_the_latest_issue(write_issue: Callable[..., Path], tmp_
     )
     text = created.read_text(encoding="utf-8")
     assert "\ndate: 2021-06-01\n" in text
-    assert text.replace("date: 2021-06-01", "date: 2021-05-31") == SAMPLE.read_text(
-        encoding="utf-8"
-    )
+    # The issue's own texts move on a month (May to June, and the June deadline to July);
+    # everything else, the articles' dates included, is the copy it was.
+    sample = SAMPLE.read_text(encoding="utf-8")
+    changed = [
+        (a, b) for a, b in zip(sample.splitlines(), text.splitlines(), strict=True) if a != b
+    ]
+    assert changed == [
+        (
+            'subject: "Regional Migration News: May 2021"',
+            'subject: "Regional Migration News: June 2021"',
+        ),
+        ("date: 2021-05-31", "date: 2021-06-01"),
+        (
+            "  Welcome to the May edition of **Regional Migration News**, a monthly round-up of "
+            "what",
+            "  Welcome to the June edition of **Regional Migration News**, a monthly round-up of "
+            "what",
+        ),
+        (
+            "  That is all for May. Do you have news from your organization for the June issue?",
+            "  That is all for June. Do you have news from your organization for the July issue?",
+        ),
+        (
+            "  Write to us at [news@example.org](mailto:news@example.org) before 20 June.",
+            "  Write to us at [news@example.org](mailto:news@example.org) before 20 July.",
+        ),
+    ]
     assert run("validate", str(created))[0] == 0
+    # Its date moved on again without its words: the check says where.
+    created.write_text(text.replace("date: 2021-06-01", "date: 2021-08-01"), encoding="utf-8")
+    report = issues.check(created, Settings(templates_dir=ROOT / "templates", _env_file=None))  # type: ignore[call-arg]
+    places = [(f.rule, f.line) for f in report.findings if f.rule == "date.mismatch"]
+    assert places == [("date.mismatch", 3), ("date.mismatch", 11)] + [
+        ("date.mismatch", 143)
+    ] * 2 + [("date.mismatch", 144)]
 
 
 def test_new_refuses_to_overwrite(write_issue: Callable[..., Path]) -> None:

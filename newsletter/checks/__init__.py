@@ -46,6 +46,10 @@ RULES: dict[str, tuple[Severity, str]] = {
     "link.placeholder": ("error", "a placeholder left unresolved"),
     "link.duplicate-text": ("warning", "the same link text pointing to different URLs"),
     "link.broken": ("error", "a link that does not answer, or answers with an error (--links)"),
+    "date.mismatch": (
+        "warning",
+        "a month or year in the subject, preheader, intro or closing that is not the issue's",
+    ),
     "subject.length": ("warning", "a subject over 70 characters"),
     "subject.shouting": ("warning", "a subject in capitals"),
     "subject.punctuation": ("warning", "spam-trigger punctuation in the subject"),
@@ -217,6 +221,7 @@ def check_issue(
 ) -> Report:
     """Every rule that needs no network. message: the built sample message, if at hand."""
     from newsletter.checks import (
+        dates,
         dkim,
         images,
         links,
@@ -253,6 +258,7 @@ def check_issue(
         text.check,
         dkim.check,
         translations.check,
+        dates.check,
     ]
     for group in groups:
         group(subject_)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,16 @@ def new_issue(slug: str, issues_dir: Path) -> tuple[Path, Path]:
     text = yamlfile.read_text(latest, what="issue file")
     month = re.fullmatch(r"(\d{4})-(\d{2})", slug)
     if month and 1 <= int(month.group(2)) <= 12:
+        from newsletter.issue.continuity import shift_own_texts
+
         text = re.sub(r"(?m)^date:.*$", f"date: {slug}-01", text, count=1)
+        try:
+            before = load_issue(latest).issue
+        except NewsletterError:
+            pass  # the old issue does not load: its date stays the only change
+        else:
+            first = dt.date(int(month.group(1)), int(month.group(2)), 1)
+            text = shift_own_texts(text, before.language, before.date, first)
     with target.open("x", encoding="utf-8") as handle:
         handle.write(text)
     return target, latest

@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     from_address: HeaderAddress = "newsletter@example.org"
     from_name: HeaderText = "Regional Migration News"
     reply_to: HeaderAddress | None = None
+    # The sender's postal address, in every email's footer (CAN-SPAM asks for one).
+    postal_address: Annotated[str, AfterValidator(header_safe)] = ""
     base_url: AbsoluteURL = "https://newsletter.example.org"
     secret_key: Secret = None
     database_url: Annotated[str, AfterValidator(_database_url)] = "sqlite:///newsletter.db"

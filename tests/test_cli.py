@@ -86,7 +86,10 @@ def test_build_writes_web_text_and_sample_message(tmp_path: Path) -> None:
     html = (folder / "index.html").read_text(encoding="utf-8")
     text = (folder / "index.txt").read_text(encoding="utf-8")
     assert html.startswith("<!doctype html>")
-    assert "Hello reader," in text  # the web version carries no personal data
+    # The web version is for everyone: no greeting, no subscriber's links, but the date.
+    assert "Hello" not in text and "Unsubscribe" not in text
+    assert text.startswith("Regional Migration News - May 31, 2021\n")
+    assert "Subscribe: https://newsletter.example.org/signup?lang=en" in text
     message = email.message_from_bytes(
         (folder / "message.eml").read_bytes(), policy=email.policy.SMTP
     )
@@ -94,7 +97,7 @@ def test_build_writes_web_text_and_sample_message(tmp_path: Path) -> None:
     assert message["To"] == "Alex Reader <alex.reader@example.org>"
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
-    assert "Hello Alex Reader," in message.get_body(("plain",)).get_content()
+    assert "Hello Alex," in message.get_body(("plain",)).get_content()
 
 
 def test_build_default_folder_is_build(tmp_path: Path) -> None:

@@ -139,6 +139,13 @@ def set_membership(conn: Connection, subscriber_id: int, list_id: int, status: s
         )
 
 
+def first_name(attributes: object) -> str:
+    """A subscriber's first_name attribute, as text (empty when there is none): what the
+    greeting calls them."""
+    value = attributes.get("first_name") if isinstance(attributes, dict) else None
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
 def insert_subscriber(
     conn: Connection,
     address: str,

@@ -77,6 +77,8 @@ class RenderedIssue:
     missing_strings: tuple[str, ...] = field(default=(), repr=False, compare=False)
     # The language of a translated edition; None for the issue as written.
     edition: str | None = None
+    # The theme's greeting in the edition's language, with a {name} and without one.
+    greetings: tuple[str, str] = ("", "")
 
     def freeze(self) -> str:
         """Everything a campaign needs to send this render again, byte for byte, as JSON."""
@@ -93,6 +95,7 @@ class RenderedIssue:
                 "content_hash": self.content_hash,
                 "placeholder_nonce": self.placeholder_nonce,
                 "edition": self.edition,
+                "greetings": list(self.greetings),
             },
             ensure_ascii=False,
             sort_keys=True,
@@ -117,6 +120,7 @@ class RenderedIssue:
             _text=Spliced.split(data["text"], placeholders),
             placeholder_nonce=data["placeholder_nonce"],
             edition=data.get("edition"),
+            greetings=_pair(data.get("greetings")),
         )
         if _content_hash(thawed.subject, thawed.preheader, thawed.html, thawed.text) != (
             thawed.content_hash
@@ -133,10 +137,16 @@ class RenderedIssue:
         """The html or text document split at its placeholders, for encoders that splice."""
         return self._html if kind == "html" else self._text
 
+    def values(self, recipient: PersonalValues, *, for_html: bool) -> tuple[str, ...]:
+        """The recipient's values, in FIELDS order, for this render."""
+        return values_for(
+            recipient, self.name_fallback, for_html=for_html, greetings=self.greetings
+        )
+
     def personalize(self, recipient: PersonalValues) -> Personalized:
         return Personalized(
-            html=self._html.fill(values_for(recipient, self.name_fallback, for_html=True)),
-            text=self._text.fill(values_for(recipient, self.name_fallback, for_html=False)),
+            html=self._html.fill(self.values(recipient, for_html=True)),
+            text=self._text.fill(self.values(recipient, for_html=False)),
         )
 
 
@@ -229,13 +239,23 @@ class _Job:
     def name_fallback(self) -> str:
         return self.issue.name_fallback or self.strings.get("reader", "reader")
 
+    @property
+    def greetings(self) -> tuple[str, str]:
+        """The greeting with a first name, and without one: the theme's words for
+        nobody ("Hello,"), or the issue's name_fallback when it sets one ("Hello friend,")."""
+        named = self.strings.get("hello", "")
+        plain = self.strings.get("hello_plain", "")
+        if self.issue.name_fallback and "{name}" in named:
+            plain = named.replace("{name}", self.issue.name_fallback)
+        return named, plain
+
     def path(self, kind: str) -> tuple[str, str]:
         """(template name, its path) for kind 'mjml' or 'txt'."""
         name = f"{self.issue.template}/issue.{kind}.j2"
         return name, str(self.templates_dir / name)
 
 
-def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
+def _prepare(issue_file: IssueFile, settings: Settings, *, web: bool = False) -> _Job:
     issue = issue_file.issue
     templates_dir = theme_root(Path(settings.templates_dir), issue.template)
     if not (templates_dir / issue.template).is_dir():
@@ -278,6 +298,16 @@ def _prepare(issue_file: IssueFile, settings: Settings) -> _Job:
         "lang": issue.language,
         "dir": languages.direction(issue.language),
         "month": languages.month(issue.date, issue.language),
+        "day": languages.long_date(issue.date, issue.language),
+        # The web version (build, archive): for everyone, so no greeting and no
+        # subscriber's footer, but the issue's date and a way to subscribe.
+        "web": web,
+        "public": {
+            "signup": settings.public_url("signup") + f"?lang={issue.language}",
+            "archive": settings.public_url("archive") + "/",
+        },
+        "postal_address": settings.postal_address,
+        "contact": settings.reply_to or settings.from_address,
     }
     media_all = tuple(media + logo_media)
     return _Job(issue, templates_dir, placeholders, context, media_all, strings, missing)
@@ -377,9 +407,10 @@ def render_mjml(issue_file: IssueFile, settings: Settings) -> str:
     return _mjml_source(_prepare(issue_file, settings))
 
 
-def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
-    """Render a validated issue with the theme it names."""
-    job = _prepare(issue_file, settings)
+def render_issue(issue_file: IssueFile, settings: Settings, *, web: bool = False) -> RenderedIssue:
+    """Render a validated issue with the theme it names: the email, or (web) the web
+    version that the archive and a build show everyone."""
+    job = _prepare(issue_file, settings, web=web)
     issue = job.issue
     mjml_path = job.path("mjml")[1]
     mjml_source = _mjml_source(job)
@@ -403,7 +434,7 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
     html_parts = Spliced.split(html, job.placeholders)
     text_parts = Spliced.split(text, job.placeholders)
     for parts, where in ((html_parts, mjml_path), (text_parts, text_path)):
-        if "unsubscribe_url" not in parts.fields():
+        if "unsubscribe_url" not in parts.fields() and not web:
             raise RenderError(
                 "the template has no unsubscribe link ({{ links.unsubscribe }})", Location(where)
             )
@@ -424,7 +455,15 @@ def render_issue(issue_file: IssueFile, settings: Settings) -> RenderedIssue:
         media=job.media,
         missing_strings=job.missing_strings,
         edition=issue_file.edition,
+        greetings=job.greetings,
     )
+
+
+def _pair(value: object) -> tuple[str, str]:
+    """The two greetings of a frozen render (none in campaigns frozen before them)."""
+    if isinstance(value, list) and len(value) == 2:
+        return str(value[0]), str(value[1])
+    return "", ""
 
 
 def _content_hash(*pieces: str) -> str:

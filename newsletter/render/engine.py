@@ -123,8 +123,15 @@ def _important_in_media(html: str) -> int:
     return count
 
 
+# MJML's reset (table, td { border-collapse...; mso-table-lspace... } and kin) is for
+# clients that read <style> in the head anyway (Outlook, Apple Mail, Gmail): inlined, the
+# same 70 characters went onto every table and cell, about 9 KB of the sample.
+_MJML_RESET = '<style type="text/css">\n#outlook a {'
+
+
 def inline_css(html: str) -> str:
     """Inline CSS with premailer, set up against the pitfalls measured on this output."""
+    html = html.replace(_MJML_RESET, _MJML_RESET.replace(">", ' data-premailer="ignore">', 1), 1)
     inliner = Premailer(
         html,
         # The default strips !important inside media queries and breaks the mobile layout.

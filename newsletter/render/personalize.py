@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 # Field name -> how its value is checked before it is escaped for HTML.
-FIELDS: tuple[str, ...] = ("name", "email", "unsubscribe_url", "view_online_url", "preferences_url")
+# Append only: a frozen campaign's render refers to fields by their place.
+FIELDS: tuple[str, ...] = (
+    "name",
+    "email",
+    "unsubscribe_url",
+    "view_online_url",
+    "preferences_url",
+    "greeting",
+)
 _URL_FIELDS = frozenset({"unsubscribe_url", "view_online_url", "preferences_url"})
 
 
@@ -32,6 +40,9 @@ class PersonalValues:
     name: str = ""
     # Where "Preferences" leads; without one, the unsubscribe page (which links to them).
     preferences_url: str = ""
+    # The subscriber's first_name attribute, for the greeting ("Hello Karla,"); without
+    # one the greeting names nobody ("Hello,"), rather than "Hello Ríos, Karla,".
+    first_name: str = ""
 
 
 class Placeholders:
@@ -47,7 +58,11 @@ class Placeholders:
         return Markup(f"NLX{self.nonce}{FIELDS.index(field):02d}")
 
     def recipient(self) -> dict[str, Markup]:
-        return {"name": self.token("name"), "email": self.token("email")}
+        return {
+            "name": self.token("name"),
+            "email": self.token("email"),
+            "greeting": self.token("greeting"),
+        }
 
     def links(self) -> dict[str, Markup]:
         return {
@@ -78,8 +93,15 @@ class Spliced:
         return "".join(values[p] if isinstance(p, int) else p for p in self.parts)
 
 
-def values_for(recipient: PersonalValues, fallback_name: str, *, for_html: bool) -> tuple[str, ...]:
-    """The recipient's values in FIELDS order, escaped for HTML or cleaned for text."""
+def values_for(
+    recipient: PersonalValues,
+    fallback_name: str,
+    *,
+    for_html: bool,
+    greetings: tuple[str, str] = ("", ""),
+) -> tuple[str, ...]:
+    """The recipient's values in FIELDS order, escaped for HTML or cleaned for text.
+    greetings: the theme's greeting with a {name} and without one."""
     if not recipient.preferences_url:
         recipient = dataclasses.replace(recipient, preferences_url=recipient.unsubscribe_url)
     for field in (f for f in FIELDS if f in _URL_FIELDS):  # a fixed order, for the message
@@ -87,12 +109,16 @@ def values_for(recipient: PersonalValues, fallback_name: str, *, for_html: bool)
         if not url.startswith(("https://", "http://")) or any(c.isspace() for c in url):
             raise ValueError(f"{field} must be an absolute http(s) URL, got {url!r}")
     name = " ".join(recipient.name.split()) or fallback_name
+    first = " ".join(recipient.first_name.split())[:60]
+    named, plain = greetings
+    greeting = named.replace("{name}", first) if first and named else plain
     raw = (
         name,
         recipient.email,
         recipient.unsubscribe_url,
         recipient.view_online_url,
         recipient.preferences_url,
+        greeting,
     )
     if for_html:
         return tuple(html.escape(v, quote=True) for v in raw)

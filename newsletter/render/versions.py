@@ -3,10 +3,12 @@ sample a preview or a build shows."""
 
 from __future__ import annotations
 
-from newsletter.render import Personalized, PersonalValues, RenderedIssue
+from newsletter.issue import IssueFile
+from newsletter.render import Personalized, PersonalValues, render_issue
 from newsletter.settings import Settings
 
 SAMPLE_NAME = "Alex Reader"
+SAMPLE_FIRST_NAME = "Alex"
 SAMPLE_EMAIL = "alex.reader@example.org"
 
 
@@ -20,14 +22,17 @@ def sample_values(settings: Settings, slug: str, edition: str | None = None) -> 
     return PersonalValues(
         email=SAMPLE_EMAIL,
         name=SAMPLE_NAME,
+        first_name=SAMPLE_FIRST_NAME,
         unsubscribe_url=settings.public_url("unsubscribe", "sample-token"),
         view_online_url=view_online_url(settings, slug, edition),
         preferences_url=settings.public_url("preferences", "sample-token"),
     )
 
 
-def public_version(rendered: RenderedIssue, settings: Settings) -> Personalized:
-    """What "view in browser" shows everyone: generic values, no personal data."""
+def public_version(issue_file: IssueFile, settings: Settings) -> Personalized:
+    """The web version everyone sees (a build, the archive): the issue rendered for the
+    web, with no personal data."""
+    rendered = render_issue(issue_file, settings, web=True)
     return rendered.personalize(
         PersonalValues(
             email="",

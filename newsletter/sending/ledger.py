@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from newsletter import languages
 from newsletter.audience.db import subscribers
 from newsletter.audience.segments import NamedSegment, condition, recipients
+from newsletter.audience.subscribers import first_name
 from newsletter.errors import NewsletterError
 from newsletter.render import RenderedIssue
 from newsletter.sending.tables import DELIVERY_STATES, campaign_editions, campaigns, deliveries
@@ -61,6 +62,7 @@ class Claim:
     resent: bool = False
     # The edition (language) fixed for this delivery; None for a campaign of one render.
     edition: str | None = None
+    first_name: str = ""  # the subscriber's first_name attribute, for the greeting
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
@@ -428,9 +430,12 @@ def claim(
             return Claimed([], 0)
         found = {sid: (attempts, status, edition) for sid, attempts, status, edition in rows}
         people = conn.execute(
-            sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.name).where(
-                subscribers.c.id.in_(list(found)), condition(conn, named)
-            )
+            sa.select(
+                subscribers.c.id,
+                subscribers.c.email,
+                subscribers.c.name,
+                subscribers.c.attributes,
+            ).where(subscribers.c.id.in_(list(found)), condition(conn, named))
         ).all()
         claims = [
             Claim(
@@ -440,8 +445,9 @@ def claim(
                 found[sid][0] + 1,
                 resent=found[sid][1] == "sending",
                 edition=found[sid][2],
+                first_name=first_name(attributes),
             )
-            for sid, email, name in people
+            for sid, email, name, attributes in people
         ]
         kept = {c.subscriber_id for c in claims}
         gone = [sid for sid in found if sid not in kept]

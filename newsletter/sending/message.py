@@ -22,7 +22,6 @@ from newsletter import languages
 from newsletter.errors import NewsletterError
 from newsletter.fields import ascii_address, header_safe, language_tag
 from newsletter.render import Personalized, PersonalValues, RenderedIssue
-from newsletter.render.personalize import values_for
 from newsletter.render.versions import sample_values, view_online_url
 from newsletter.sending.dkim import DkimSigner, relaxed_body, relaxed_lines
 from newsletter.settings import Settings
@@ -119,6 +118,7 @@ class Addressee:
     unsubscribe_url: str
     unsubscribe_mailto: str
     preferences_url: str = ""
+    first_name: str = ""
 
 
 def _qp(text: str) -> bytes:
@@ -265,10 +265,10 @@ class MessageTemplate:
             unsubscribe_url=to.unsubscribe_url,
             view_online_url=self.view_online_url,
             preferences_url=to.preferences_url,
+            first_name=to.first_name,
         )
-        fallback = self.rendered.name_fallback
         return {
-            kind: [_qp(v) for v in values_for(recipient, fallback, for_html=kind == "html")]
+            kind: [_qp(v) for v in self.rendered.values(recipient, for_html=kind == "html")]
             for kind in ("text", "html")
         }
 
@@ -346,6 +346,7 @@ def sample_message(rendered: RenderedIssue, settings: Settings) -> bytes:
             unsubscribe_url=values.unsubscribe_url,
             unsubscribe_mailto=unsubscribe_mailto(settings, token),
             preferences_url=values.preferences_url,
+            first_name=values.first_name,
         ),
         date=format_datetime(
             dt.datetime.combine(rendered.issue_date, dt.time(9, 0), tzinfo=dt.UTC)

@@ -470,6 +470,7 @@ def _builder(
                 subscriber_id=claim_.subscriber_id,
                 email=claim_.email,
                 name=claim_.name,
+                first_name=claim_.first_name,
                 # The same for every attempt, so a duplicate after a crash is recognisable.
                 message_id=f"<c{campaign_id}.s{claim_.subscriber_id}.{ident}@{settings.sender_domain()}>",
                 unsubscribe_url=settings.public_url("unsubscribe", token),

@@ -472,12 +472,9 @@ def archive(settings: Settings) -> list[ledger.SentIssue]:
         return ledger.sent_issues(conn)
 
 
-def web_version(
-    settings: Settings, item: ledger.SentIssue, language: str | None = None
-) -> tuple[str, str]:
-    """(content hash, HTML) of an archived issue's public web version (language: one of
-    its translated editions), rendered from the file its campaign was sent from."""
+def web_version(settings: Settings, item: ledger.SentIssue, language: str | None = None) -> str:
+    """The HTML of an archived issue's public web version (language: one of its
+    translated editions), rendered from the file its campaign was sent from."""
     from newsletter.render.versions import public_version
 
-    rendered = render_issue(load_edition(item.path, language), settings)
-    return rendered.content_hash, public_version(rendered, settings).html
+    return public_version(load_edition(item.path, language), settings).html

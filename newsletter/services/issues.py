@@ -42,13 +42,14 @@ def build(path: Path | str, settings: Settings, out_dir: Path | None = None) -> 
     from newsletter.render.versions import public_version
     from newsletter.sending.message import sample_message
 
-    rendered = render_issue(load_issue(path), settings)
+    issue_file = load_issue(path)
+    rendered = render_issue(issue_file, settings)
     folder = Path(out_dir if out_dir is not None else settings.build_dir) / rendered.slug
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise NewsletterError(f"cannot create the folder {folder}: {exc.strerror}") from None
-    public = public_version(rendered, settings)
+    public = public_version(issue_file, settings)
     result = BuildResult(
         folder=folder,
         html=folder / "index.html",
@@ -231,12 +232,14 @@ def preview_values(
 
     if not as_email:
         return sample_values(settings, slug, edition)
+    from newsletter.audience.subscribers import first_name
     from newsletter.services.subscribers import show
 
     subscriber = show(settings, as_email)
     return PersonalValues(
         email=subscriber.email,
         name=subscriber.name,
+        first_name=first_name(subscriber.attributes),
         unsubscribe_url=settings.public_url("unsubscribe", "preview"),
         view_online_url=view_online_url(settings, slug, edition),
     )

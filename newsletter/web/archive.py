@@ -76,7 +76,7 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
         if item is None or (language is not None and language not in known):
             return site.message(w, w("not_found"), w("not_in_archive"), 404)
         try:
-            _, html = campaigns.web_version(
+            html = campaigns.web_version(
                 site.settings, item, None if language == item.language else language
             )
         except NewsletterError:

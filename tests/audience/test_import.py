@@ -115,7 +115,11 @@ def test_reimport_reports_updated_and_unchanged(engine: sa.Engine, tmp_path: Pat
     ana = get_subscriber(engine, "ana.perez@example.com")
     assert ana.name == "Ana P."
     assert ana.tags == ("2021", "partner")
-    assert ana.attributes == {"country": "PA", "organization": "Ministry of Labour"}
+    assert ana.attributes == {
+        "country": "PA",
+        "first_name": "Ana",
+        "organization": "Ministry of Labour",
+    }
 
 
 @pytest.mark.parametrize("left", ["unsubscribed", "bounced", "complained"])

@@ -148,8 +148,8 @@ def test_link_rules(theme: Path) -> None:
     settings = _edit(
         theme,
         "issue.mjml.j2",
-        '<p>{{ say("hello", name=recipient.name) }}</p>',
-        '<p>{{ say("hello", name=recipient.name) }} <a href="">here</a> '
+        "<p>{{ recipient.greeting }}</p>",
+        '<p>{{ recipient.greeting }} <a href="">here</a> '
         '<a href="https://example.org/?u={{ "{{" }}name}}">there</a></p>',
     )
     found = rules_of(issue_text(), settings)

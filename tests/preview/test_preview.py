@@ -151,7 +151,7 @@ def test_the_edition_switch_shows_each_language_and_flags_stale_items(page, issu
     page.select_option("#edition", "es")
     page.wait_for_function(f"window.__preview.shown > {before}", timeout=5000)
     text = frame_text(page)
-    assert "MIGRACIÓN LABORAL" in text and "Hola, Alex Reader:" in text
+    assert "MIGRACIÓN LABORAL" in text and "Hola, Alex:" in text
     assert page.frame_locator("#frame").locator("html").get_attribute("lang") == "es"
     # The source changes under the translation: the findings say which item went stale.
     shown = page.evaluate("window.__preview.shown")
@@ -283,22 +283,37 @@ def test_a_host_that_is_not_loopback_is_refused(served: Running) -> None:
     assert served.get("/", host=f"localhost:{served.port}")[0] == 200
 
 
+def _first_name(engine, email: str, first: str) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    from newsletter.audience.db import subscribers
+
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(subscribers)
+            .where(subscribers.c.email == email)
+            .values(attributes={"first_name": first})
+        )
+
+
 def test_preview_as_a_subscriber(engine, issue: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     runner = CliRunner()
     runner.invoke(app, ["subscribers", "add", "ana@example.com", "--name", "Ana <b>Pérez</b>"])
+    _first_name(engine, "ana@example.com", "Ana <b>")
     with Running(issue) as running:
         running.preview.select("ana@example.com")
         status, body = running.get("/text")
         assert status == 200
-        assert "Hello Ana <b>Pérez</b>," in body.decode()
+        assert "Hello Ana <b>," in body.decode()
         _, body = running.get("/email")
-        assert "Hello Ana &lt;b&gt;Pérez&lt;/b&gt;," in body.decode()
+        assert "Hello Ana &lt;b&gt;," in body.decode()
     result = runner.invoke(app, ["preview", str(issue), "--as", "nobody@example.com", "--no-open"])
     assert (result.exit_code, result.stderr) == (1, "Error: no subscriber 'nobody@example.com'\n")
 
 
 def test_the_picker_previews_as_a_subscriber(browser, engine, issue: Path) -> None:  # type: ignore[no-untyped-def]
     CliRunner().invoke(app, ["subscribers", "add", "ana@example.com", "--name", "Ana Pérez"])
+    _first_name(engine, "ana@example.com", "Ana")
     with Running(issue) as running:
         page = browser.new_page()
         page.goto(running.url)
@@ -306,7 +321,7 @@ def test_the_picker_previews_as_a_subscriber(browser, engine, issue: Path) -> No
         shown = page.evaluate("window.__preview.shown")
         page.select_option("#as", "ana@example.com")
         page.wait_for_function(f"window.__preview.shown > {shown}")
-        assert "Hello Ana Pérez," in frame_text(page)
+        assert "Hello Ana," in frame_text(page)
         page.close()
 
 

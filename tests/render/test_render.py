@@ -191,6 +191,7 @@ def test_content_hash_follows_the_content(settings: Settings) -> None:
 RECIPIENT = PersonalValues(
     email="ana@example.org",
     name="<script>x</script> {{ 7*7 }}",
+    first_name="<script>x</script> {{ 7*7 }}",
     unsubscribe_url="https://n.example.org/u/abc?x=1&y=2",
     view_online_url="https://n.example.org/archive/a/",
 )
@@ -226,6 +227,7 @@ def test_a_name_that_looks_like_a_placeholder_stays_a_name(settings: Settings) -
         PersonalValues(
             email="a@example.org",
             name=token.group(0),
+            first_name=token.group(0),
             unsubscribe_url="https://n.example.org/u/1",
             view_online_url="https://n.example.org/v",
         )
@@ -233,19 +235,26 @@ def test_a_name_that_looks_like_a_placeholder_stays_a_name(settings: Settings) -
     assert f"Hello {token.group(0)}," in copy.text
 
 
-def test_missing_name_uses_the_fallback(settings: Settings) -> None:
-    rendered = render_issue(
-        parse_issue(MINIMAL_ISSUE + "name_fallback: friend\n", "a.yaml"), settings
-    )
-    copy = rendered.personalize(
-        PersonalValues(
-            email="a@example.org",
-            unsubscribe_url="https://x.org/u",
-            view_online_url="https://x.org/v",
+def test_the_greeting_names_a_first_name_or_nobody(settings: Settings) -> None:
+    def greeting(issue_text: str, **person: str) -> str:
+        rendered = render_issue(parse_issue(issue_text, "a.yaml"), settings)
+        copy = rendered.personalize(
+            PersonalValues(
+                email="a@example.org",
+                unsubscribe_url="https://x.org/u",
+                view_online_url="https://x.org/v",
+                **person,
+            )
         )
-    )
-    assert "Hello friend," in copy.text
-    assert "Hello friend," in copy.html
+        [line] = [row for row in copy.text.splitlines() if row.startswith("Hello")]
+        assert f">{line}</p>" in copy.html
+        return line
+
+    # Never the full name, which may be "Ríos, Karla".
+    assert greeting(MINIMAL_ISSUE, name="Ríos, Karla") == "Hello,"
+    assert greeting(MINIMAL_ISSUE, name="Ríos, Karla", first_name="Karla") == "Hello Karla,"
+    # An issue's name_fallback is who the greeting addresses without a first name.
+    assert greeting(MINIMAL_ISSUE + "name_fallback: friend\n") == "Hello friend,"
 
 
 def test_personalize_refuses_a_url_that_is_not_one(settings: Settings) -> None:
@@ -272,6 +281,7 @@ def test_splicing_matches_plain_replacement(sample_rendered: RenderedIssue) -> N
             recipient.unsubscribe_url,
             recipient.view_online_url,
             recipient.preferences_url,
+            f"Hello {recipient.first_name},",
         )
     ):
         expected = expected.replace(f"NLX{nonce}{index:02d}", html.escape(value))

@@ -106,6 +106,7 @@ def _to(name: str = "José Núñez <script>x</script>") -> Addressee:
         message_id="<c7.s42.abc@example.org>",
         unsubscribe_url="https://newsletter.example.org/unsubscribe/tok?a=1&b=2",
         unsubscribe_mailto="mailto:unsubscribe@example.org?subject=unsubscribe%20tok",
+        first_name=name,
     )
 
 
@@ -117,7 +118,11 @@ def test_spliced_bytes_parse_exactly_like_the_slow_way(sample_rendered: Rendered
     )
     body = sample_rendered.personalize(
         PersonalValues(
-            email=to.email, name=to.name, unsubscribe_url=to.unsubscribe_url, view_online_url=VIEW
+            email=to.email,
+            name=to.name,
+            first_name=to.first_name,
+            unsubscribe_url=to.unsubscribe_url,
+            view_online_url=VIEW,
         )
     )
     slow = email.message_from_bytes(

@@ -40,8 +40,8 @@ def audience(
 ) -> sa.Engine:
     """Five subscribers on the default list, and the settings a send needs (its images
     published where they answer)."""
-    rows = "".join(f"p{i}@example.com,Person {i}\n" for i in range(1, 6))
-    (tmp_path / "people.csv").write_text("email,name\n" + rows)
+    rows = "".join(f"p{i}@example.com,Person {i},Pat {i}\n" for i in range(1, 6))
+    (tmp_path / "people.csv").write_text("email,name,first_name\n" + rows)
     assert run("subscribers", "import", str(tmp_path / "people.csv"))[0] == 0
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "test-secret-key")
     monkeypatch.setenv("NEWSLETTER_SEGMENTS_FILE", str(ROOT / "segments.yaml"))
@@ -104,7 +104,7 @@ def test_live_send_delivers_with_the_required_headers(
         assert msg["X-Newsletter-Campaign"] == "campaign-1"
         assert msg["X-Newsletter-Subscriber"] == str(sid)
         assert msg.get_content_type() == "multipart/alternative"
-        assert "Hello Person 1," in msg.get_body(("plain",)).get_content()
+        assert "Hello Pat 1," in msg.get_body(("plain",)).get_content()
         assert set(ledger(audience).values()) == {"sent"}
 
         # A rerun after completion sends nothing.
@@ -191,7 +191,7 @@ def test_the_plan_shows_each_edition_and_each_reader_gets_theirs(
     spanish = sent["p1@example.com"].get_body(("plain",))
     assert spanish is not None
     text = spanish.get_content()
-    assert "Hola, Person 1:" in text and "Darse de baja: https://" in text
+    assert "Hola, Pat 1:" in text and "Darse de baja: https://" in text
     assert (
         "Ver este correo en el navegador: https://newsletter.example.org/archive/2021-05/es/"
         in text
@@ -672,8 +672,8 @@ def test_a_campaign_freezes_its_render_and_records_its_git_commit(
         assert run("campaigns", "retry", "1")[0] == 0
     first = handler.to("p1@example.com")[0].message.get_body(("plain",)).get_content()
     retried = handler.to("p5@example.com")[0].message.get_body(("plain",)).get_content()
-    assert "Hello Person 1," in first
-    assert "Hello Person 5," in retried  # not "Howdy": the bytes frozen in the campaign
+    assert "Hello Pat 1," in first
+    assert "Hello Pat 5," in retried  # not "Howdy": the bytes frozen in the campaign
 
 
 def test_every_message_has_its_own_signed_return_path_and_a_feedback_id(

@@ -90,6 +90,10 @@ def campaign_scope(campaign_id: int) -> str:
     return f"c{campaign_id}"
 
 
+# How long a signup's confirmation link works (seconds).
+CONFIRM_MAX_AGE = 7 * 24 * 3600
+
+
 def confirm_scope(list_name: str) -> str:
     return f"confirm-{list_name}"
 

@@ -167,3 +167,14 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     upgrade(created)
     yield created
     created.dispose()
+
+
+def axe_violations(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """What axe-core finds wrong on the page, a line each: rule (impact): elements."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page).response["violations"]
+    return [
+        f"{v['id']} ({v['impact']}): {', '.join(str(n['target']) for n in v['nodes'][:3])}"
+        for v in found
+    ]

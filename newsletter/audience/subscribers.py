@@ -444,10 +444,13 @@ def update_preferences(
     language: str | None,
     wanted_lists: set[str],
     resubscribe: bool,
-) -> bool:
+) -> list[str] | None:
     """The subscriber's own choices, through a link only their mailbox received: name,
     language, lists (joined confirmed, left unsubscribed), and coming back after an
-    unsubscribe (never after a bounce or a complaint). False when they are not stored."""
+    unsubscribe (never after a bounce or a complaint). Returns what changed (name,
+    language, lists, subscribed), or None when they are not stored. While unsubscribed
+    and not coming back, their lists stay as they are: ticking one would change nothing
+    they receive."""
     try:
         fields.header_safe(name)
         if language:
@@ -455,14 +458,29 @@ def update_preferences(
     except ValueError as exc:
         raise NewsletterError(f"please check your entry: {exc}") from None
     row = conn.execute(
-        sa.select(subscribers.c.status).where(subscribers.c.id == subscriber_id)
+        sa.select(subscribers.c.status, subscribers.c.name, subscribers.c.language).where(
+            subscribers.c.id == subscriber_id
+        )
     ).first()
     if row is None:
-        return False
-    values: dict[str, Any] = {"name": name, "language": language or None, "updated_at": utcnow()}
-    if resubscribe and row.status == "unsubscribed":
+        return None
+    changed: list[str] = []
+    values: dict[str, Any] = {}
+    if name != row.name:
+        values["name"], changed = name, [*changed, "name"]
+    if (language or None) != row.language:
+        values["language"], changed = language or None, [*changed, "language"]
+    coming_back = resubscribe and row.status == "unsubscribed"
+    if coming_back:
         values["status"] = "active"
-    conn.execute(sa.update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
+        changed.append("subscribed")
+    if values:
+        values["updated_at"] = utcnow()
+        conn.execute(
+            sa.update(subscribers).where(subscribers.c.id == subscriber_id).values(**values)
+        )
+    if row.status != "active" and not coming_back:
+        return changed
     have = dict(
         conn.execute(
             sa.select(subscriptions.c.list_id, subscriptions.c.status).where(
@@ -470,13 +488,16 @@ def update_preferences(
             )
         ).all()
     )
+    moved = False
     for lid, list_name in conn.execute(sa.select(lists.c.id, lists.c.name)).all():
         wanted = list_name in wanted_lists
         if wanted and have.get(lid) != "confirmed":
             set_membership(conn, subscriber_id, lid, "confirmed")
+            moved = True
         elif not wanted and have.get(lid) in ("confirmed", "unconfirmed"):
             set_membership(conn, subscriber_id, lid, "unsubscribed")
-    return True
+            moved = True
+    return [*changed, "lists"] if moved else changed
 
 
 def request_subscription(

@@ -99,4 +99,5 @@ class Preview:
                 "warnings": self.warnings,
                 "editions": self.editions,
                 "language": self.shown_language,
+                "test_recipients": self.settings.test_recipient_list(),
             }

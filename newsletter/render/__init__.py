@@ -472,3 +472,35 @@ def _content_hash(*pieces: str) -> str:
         digest.update(piece.encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def render_confirmation(
+    settings: Settings, *, link: str, expires: dt.date, language: str | None
+) -> Personalized:
+    """The double opt-in email, rendered with the default theme (MJML, inlined) in the
+    language of the page the signup came from, with its button and its expiry."""
+    words = languages.words(language)
+    templates_dir = theme_root(Path(settings.templates_dir), "default")
+    name = "default/confirm.mjml.j2"
+    context = {
+        "theme": _theme(templates_dir, "default"),
+        "masthead": settings.from_name,
+        "say": words,
+        "lang": words.language,
+        "dir": words.direction,
+        "link": link,
+        "expires": languages.long_date(expires, words.language),
+        "postal_address": settings.postal_address,
+        "contact": settings.reply_to or settings.from_address,
+    }
+    source = engine.render_template(templates_dir, name, context)
+    compiled = engine.compile_mjml(source, str(templates_dir / name))
+    text = "\n\n".join(
+        [
+            words("confirm_mail_intro", site=settings.from_name),
+            f"{words('confirm_mail_action')}\n{link}",
+            words("confirm_mail_expires", date=context["expires"]),
+            words("confirm_mail_ignore"),
+        ]
+    )
+    return Personalized(html=engine.inline_css(compiled), text=text + "\n")

@@ -33,11 +33,16 @@ def public_version(issue_file: IssueFile, settings: Settings) -> Personalized:
     """The web version everyone sees (a build, the archive): the issue rendered for the
     web, with no personal data."""
     rendered = render_issue(issue_file, settings, web=True)
-    return rendered.personalize(
+    copy = rendered.personalize(
         PersonalValues(
             email="",
             unsubscribe_url=settings.public_url("unsubscribe"),
             view_online_url=view_online_url(settings, rendered.slug, rendered.edition),
             preferences_url=settings.public_url("preferences"),
         )
+    )
+    # In a mail client the message is an article among others; on the web, the page's
+    # main content (a landmark screen readers jump to).
+    return Personalized(
+        html=copy.html.replace(' role="article"', ' role="main"', 1), text=copy.text
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 from newsletter import languages
 from newsletter.errors import NewsletterError
 from newsletter.fields import ascii_address, header_safe, language_tag
-from newsletter.render import Personalized, PersonalValues, RenderedIssue
+from newsletter.render import Personalized, PersonalValues, RenderedIssue, render_confirmation
 from newsletter.render.versions import sample_values, view_online_url
 from newsletter.sending.dkim import DkimSigner, relaxed_body, relaxed_lines
 from newsletter.settings import Settings
@@ -362,40 +362,19 @@ def confirmation_message(
     message_id: str,
     date: dt.datetime,
     language: str | None = None,
+    expires: dt.date | None = None,
 ) -> bytes:
     """The double opt-in email, in the signup page's language: the link that confirms a
-    signup, and nothing else, styled like the pages it leads to."""
-    import html
-
+    signup (valid until expires), and nothing else, in the theme's colours."""
     w = languages.words(language)
-    site = settings.from_name
-    text = (
-        f"{w('confirm_mail_intro', site=site)}\n\n"
-        f"{w('confirm_mail_action')}\n{link}\n\n"
-        f"{w('confirm_mail_ignore')}\n"
-    )
-    e = html.escape
-    font = "'Helvetica Neue',Helvetica,Arial,sans-serif"
-    body = (
-        f'<!doctype html><html lang="{e(w.language)}" dir="{w.direction}"><head>'
-        '<meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-        '<meta name="color-scheme" content="light dark"></head>'
-        f'<body style="margin:0;padding:24px 12px;background:#eef1f5;font-family:{font};">'
-        '<div style="max-width:520px;margin:0 auto;background:#ffffff;border-radius:10px;'
-        'padding:28px 32px;color:#1f2937;font-size:16px;line-height:1.55;">'
-        f'<p style="margin:0 0 12px;font-size:20px;font-weight:700;">{e(site)}</p>'
-        f'<p style="margin:0 0 20px;">{e(w("confirm_mail_intro", site=site))}</p>'
-        f'<p style="margin:0 0 20px;"><a href="{e(link)}" style="display:inline-block;'
-        "background:#0b5cad;color:#ffffff;text-decoration:none;font-weight:600;"
-        f'padding:12px 22px;border-radius:6px;">{e(w("confirm_mail_button"))}</a></p>'
-        f'<p style="margin:0;color:#4b5563;font-size:14px;">{e(w("confirm_mail_ignore"))}</p>'
-        "</div></body></html>"
+    body = render_confirmation(
+        settings, link=link, expires=expires or date.date(), language=w.language
     )
     return build_message(
         sender=address(settings.from_address, settings.from_name),
         to=address(to_address),
-        subject=w("confirm_subject", site=site),
-        body=Personalized(html=body, text=text),
+        subject=w("confirm_subject", site=settings.from_name),
+        body=body,
         message_id=message_id,
         date=date,
         extra_headers={"Content-Language": w.language},

@@ -8,6 +8,7 @@ database as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Iterator
@@ -154,6 +155,8 @@ def unsubscribe(conn: Connection, subscriber_id: int, scope: str) -> Unsubscribe
 class Preferences:
     subscriber: Subscriber
     lists: list[ListChoice]
+    # After a save: what it changed (name, language, lists, subscribed); None before one.
+    changed: list[str] | None = None
 
 
 def preferences(conn: Connection, subscriber_id: int) -> Preferences | None:
@@ -173,16 +176,18 @@ def update_preferences(
     resubscribe: bool,
 ) -> Preferences | None:
     """Save the subscriber's choices; None when they are not stored (any more)."""
-    if not audience.update_preferences(
+    changed = audience.update_preferences(
         conn,
         subscriber_id,
         name=name.strip()[:200],
         language=(language or "").strip() or None,
         wanted_lists=wanted_lists,
         resubscribe=resubscribe,
-    ):
+    )
+    found = preferences(conn, subscriber_id)
+    if changed is None or found is None:
         return None
-    return preferences(conn, subscriber_id)
+    return dataclasses.replace(found, changed=changed)
 
 
 def export_data(conn: Connection, subscriber_id: int) -> dict[str, Any] | None:
@@ -270,6 +275,7 @@ def send_confirmation(
         message_id=make_msgid(domain=settings.sender_domain()),
         date=dt.datetime.now(dt.UTC),
         language=language,
+        expires=(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=tokens.CONFIRM_MAX_AGE)).date(),
     )
     transport = make_transport(settings, "confirmations")
     try:

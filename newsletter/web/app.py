@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from newsletter import tokens
@@ -89,9 +89,18 @@ def create_web_app(settings: Settings) -> Starlette:
             site.message(w, w("try_again"), w("try_again_text"), 503),
         )
 
+    def home(request: Request) -> Response:
+        # The site's front door: the archive, which offers to subscribe.
+        return RedirectResponse(site.url("archive") + "/", status_code=302)
+
+    def not_found(request: Request, exc: Exception) -> Response:
+        w = site.words(request)
+        return site.message(w, w("not_found"), w("not_found_text"), 404)
+
+    routes.append(Route("/", home, methods=["GET"]))
     return Starlette(
         routes=routes,
-        exception_handlers={OperationalError: busy},
+        exception_handlers={OperationalError: busy, 404: not_found},
         middleware=[
             Middleware(AccessLog),
             Middleware(HostCheck, hosts=hosts),

@@ -10,26 +10,37 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter import tokens
+from newsletter import languages, tokens
 from newsletter.errors import NewsletterError
 from newsletter.services import subscribers
-from newsletter.web.common import Site, Visitor, sentence
+from newsletter.web.common import Site, Visitor, mask, sentence
 
 KINDS = frozenset({tokens.PREFERENCES})
 
 
 def routes(site: Site) -> list[tuple[str, object, list[str]]]:
-    def show(
-        request: Request, visitor: Visitor, found: subscribers.Preferences, saved: bool
-    ) -> Response:
+    def show(request: Request, visitor: Visitor, found: subscribers.Preferences) -> Response:
         s = found.subscriber
+        w = site.words(request, s.language)
+        saved = ""
+        if found.changed is not None:
+            what = ", ".join(w(f"changed_{c}") for c in found.changed)
+            saved = w("saved_what", what=what) if what else w("nothing_to_save")
+        stopped = ""
+        if s.status in ("bounced", "complained"):
+            stopped = w("status_stopped", why=w(f"status_{s.status}"))
+        spoken = [(tag, languages.words(tag)("language_name")) for tag in languages.spoken()]
+        if s.language and s.language not in dict(spoken):
+            spoken.append((s.language, languages.name(s.language)))
         return site.page(
             "preferences.html",
-            words=site.words(request, s.language),
-            who=s.email,
+            words=w,
+            who=mask(s.email),
             name=s.name,
             language=s.language or "",
+            languages=[("", w("language_unset")), *spoken],
             status=s.status,
+            stopped=stopped,
             lists=found.lists,
             action=site.url("preferences", visitor.token),
             csrf=site.form_secret("prefs", visitor.token),
@@ -49,7 +60,7 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
             found = subscribers.preferences(conn, visitor.subscriber_id)
         if found is None:
             return nothing(request)
-        return show(request, visitor, found, saved=False)
+        return show(request, visitor, found)
 
     async def post(request: Request) -> Response:
         visitor = site.visitor(request, KINDS)
@@ -94,7 +105,7 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
                 )
                 if found is None:
                     return nothing(request)
-                return show(request, visitor, found, saved=True)
+                return show(request, visitor, found)
         except NewsletterError as exc:
             w = site.words(request)
             return site.refuse(

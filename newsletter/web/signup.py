@@ -20,7 +20,6 @@ from newsletter.errors import NewsletterError
 from newsletter.services import subscribers
 from newsletter.web.common import Site, mask, sentence
 
-CONFIRM_MAX_AGE = 7 * 24 * 3600
 SIGNUP_FORM_MAX_AGE = 2 * 3600
 CONFIRM_KINDS = frozenset({tokens.CONFIRM})
 
@@ -106,7 +105,7 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
         return done
 
     def confirm_page(request: Request) -> Response:
-        visitor = site.visitor(request, CONFIRM_KINDS, max_age=CONFIRM_MAX_AGE)
+        visitor = site.visitor(request, CONFIRM_KINDS, max_age=tokens.CONFIRM_MAX_AGE)
         if isinstance(visitor, Response):
             return visitor
         with site.engine.connect() as conn:
@@ -122,7 +121,7 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
         )
 
     def confirm_post(request: Request) -> Response:
-        visitor = site.visitor(request, CONFIRM_KINDS, max_age=CONFIRM_MAX_AGE)
+        visitor = site.visitor(request, CONFIRM_KINDS, max_age=tokens.CONFIRM_MAX_AGE)
         if isinstance(visitor, Response):
             return visitor
         with site.engine.begin() as conn:

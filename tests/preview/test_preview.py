@@ -17,7 +17,7 @@ from newsletter.issue import load_issue
 from newsletter.preview.server import make_server
 from newsletter.preview.state import Preview
 from newsletter.settings import load_settings
-from tests.conftest import ROOT, SAMPLE, copy_sample
+from tests.conftest import ROOT, SAMPLE, axe_violations, copy_sample
 from tests.sending.smtp_server import FaultHandler, Server, free_port
 
 
@@ -81,6 +81,23 @@ def test_the_frame_shows_every_article_title(page) -> None:  # type: ignore[no-u
     text = frame_text(page)
     for article in load_issue(SAMPLE).issue.articles():
         assert article.title in text
+
+
+def test_the_page_passes_axe_and_shows_the_inbox_row_and_the_findings(page) -> None:  # type: ignore[no-untyped-def]
+    assert axe_violations(page) == []
+    assert page.inner_text("#inbox-from") == "Regional Migration News"
+    assert page.inner_text("#inbox-subject") == "Regional Migration News: May 2021"
+    assert page.inner_text("#inbox-preheader").startswith("— Fair recruitment")
+    # The findings sit beside the email, in view without scrolling, and are counted.
+    box = page.locator("#findings").bounding_box()
+    assert box and box["y"] < 900
+    assert page.inner_text("#findings-count") == "No findings"
+    assert page.is_visible("#no-findings")
+    # The tabs work from the keyboard, and the page stays clean on each.
+    page.focus("#tab-html")
+    page.keyboard.press("ArrowRight")
+    assert page.get_attribute("#tab-text", "aria-selected") == "true"
+    assert page.is_visible("#text") and axe_violations(page) == []
 
 
 def test_mobile_width_stacks_without_horizontal_scroll(page) -> None:  # type: ignore[no-untyped-def]
@@ -238,11 +255,18 @@ def test_the_test_send_button_delivers_to_a_real_smtp_server(
             page = browser.new_page()
             page.goto(running.url)
             page.click("#send")
+            # It says who it will go to before anything is sent.
+            assert page.inner_text("#send-to") == (
+                "Send a test copy, marked [TEST], to editor@example.org?"
+            )
+            assert handler.received == []
+            page.click("#send-go")
             page.wait_for_function(
                 "document.getElementById('status').textContent.startsWith('Test sent')",
                 timeout=10000,
             )
             assert "editor@example.org (250" in page.inner_text("#status")
+            assert page.get_attribute("#status", "class") == "status sent"
             page.close()
     assert [r.rcpt for r in handler.received] == ["editor@example.org"]
     assert handler.received[0].message["Subject"] == "[TEST] Regional Migration News: May 2021"

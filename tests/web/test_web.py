@@ -136,8 +136,9 @@ def test_preferences_change_lists_name_and_resubscribe(site) -> None:  # type: i
         f"/preferences/{token}",
         data={"csrf": csrf, "name": "Ana P.", "language": "es", "list": ["events"]},
     )
-    # Saved, in the language just chosen.
-    assert response.status_code == 200 and "Guardado." in response.text
+    # Saved, in the language just chosen, saying what changed.
+    assert response.status_code == 200
+    assert "Guardado: su nombre, su idioma, sus listas." in response.text
     ana = get_subscriber(engine, "ana.perez@example.com")
     assert ana.name == "Ana P."
     assert ana.lists == {"bulletin": "unsubscribed", "events": "confirmed"}
@@ -145,6 +146,13 @@ def test_preferences_change_lists_name_and_resubscribe(site) -> None:  # type: i
         f"/unsubscribe/{token_for(engine, 'ana.perez@example.com')}",
         data={"List-Unsubscribe": "One-Click"},
     )
+    # Unsubscribed, ticking a list changes nothing she receives: it is not "saved".
+    before = snapshot(engine)
+    answer = client.post(
+        f"/preferences/{token}",
+        data={"csrf": csrf, "name": "Ana P.", "language": "es", "list": ["bulletin", "events"]},
+    )
+    assert "No se cambió nada." in answer.text and snapshot(engine) == before
     client.post(
         f"/preferences/{token}",
         data={"csrf": csrf, "name": "Ana P.", "list": ["bulletin"], "resubscribe": "yes"},
@@ -305,7 +313,8 @@ def test_full_loop_send_unsubscribe_then_skipped(site, tmp_path: Path) -> None: 
         r"Preferences: (https://\S+)", message.get_body(("plain",)).get_content()
     )
     page = client.get(preferences.group(1).removeprefix(BASE))  # type: ignore[union-attr]
-    assert "For ana.perez@example.com. You are unsubscribed and receive nothing." in page.text
+    assert "For a***@example.com." in page.text
+    assert "You are unsubscribed and receive nothing from us." in page.text
     result = runner.invoke(cli, ["send", str(SAMPLE), "--live", "--yes", "--new-campaign"])
     assert result.stdout.splitlines()[-1] == "Campaign 2: 11 sent, 0 deferred, 0 failed, 0 skipped"
     assert not (tmp_path / "outbox" / "2021-05" / f"c2.s{ana_id}.eml").exists()

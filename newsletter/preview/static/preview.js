@@ -2,7 +2,7 @@
 "use strict";
 const body = document.body;
 const csrf = body.dataset.csrf;
-const ui = { width: "desktop", scheme: "light", tab: "html", version: -1 };
+const ui = { width: "desktop", scheme: "light", tab: "html", version: -1, recipients: [] };
 const $ = (id) => document.getElementById(id);
 window.__preview = { shown: -1, shownAt: 0 };
 
@@ -16,8 +16,12 @@ async function loadPanes() {
   ]);
   $("text").textContent = text;
   $("source").textContent = source;
+  $("inbox-from").textContent = (headers.From || "").replace(/\s*<[^>]*>$/, "");
+  $("inbox-subject").textContent = headers.Subject || "";
+  $("inbox-preheader").textContent = headers.Preheader ? `— ${headers.Preheader}` : "";
   const table = $("headers");
-  table.replaceChildren();
+  const caption = table.querySelector("caption");
+  table.replaceChildren(caption);
   for (const [name, value] of Object.entries(headers)) {
     const row = table.insertRow();
     const th = document.createElement("th");
@@ -45,12 +49,20 @@ function show(state) {
   }
   $("edition").value = state.language;
   $("warnings").replaceChildren(...state.warnings.map((w) => Object.assign(document.createElement("li"), { textContent: w })));
+  const errors = state.warnings.filter((w) => / error /.test(w)).length;
+  const count = state.warnings.length;
+  $("findings-count").textContent = count ? `${count} finding${count === 1 ? "" : "s"}${errors ? ` (${errors} error${errors === 1 ? "" : "s"})` : ""}` : "No findings";
+  $("findings-count").className = `count${count ? " some" : ""}${errors ? " errors" : ""}`;
+  $("no-findings").hidden = count > 0;
+  ui.recipients = state.test_recipients || [];
   if (!state.error && state.version !== ui.version) {
     ui.version = state.version;
     $("frame").src = frameSrc();
     loadPanes();
   }
-  $("status").textContent = state.error ? "error" : `rendered in ${state.build_ms} ms`;
+  if (!$("status").classList.contains("sent") && !$("status").classList.contains("failed")) {
+    say(state.error ? "This save does not render." : `Rendered in ${state.build_ms} ms.`);
+  }
 }
 
 $("frame").addEventListener("load", () => {
@@ -79,11 +91,22 @@ for (const b of document.querySelectorAll("[data-scheme]")) {
     $("frame").src = frameSrc();
   });
 }
-for (const b of document.querySelectorAll("[data-tab]")) {
-  b.addEventListener("click", () => {
-    ui.tab = b.dataset.tab;
-    toggle("tab", ui.tab);
-    for (const pane of document.querySelectorAll(".pane")) pane.classList.toggle("on", pane.id === `pane-${ui.tab}`);
+const tabs = [...document.querySelectorAll("[data-tab]")];
+function selectTab(b) {
+  ui.tab = b.dataset.tab;
+  toggle("tab", ui.tab);
+  for (const t of tabs) t.tabIndex = t === b ? 0 : -1;
+  for (const pane of document.querySelectorAll(".pane")) pane.classList.toggle("on", pane.id === `pane-${ui.tab}`);
+}
+for (const b of tabs) {
+  b.addEventListener("click", () => selectTab(b));
+  // The tab list's keys: left and right arrows move between tabs.
+  b.addEventListener("keydown", (event) => {
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+    if (!step) return;
+    const next = tabs[(tabs.indexOf(b) + step + tabs.length) % tabs.length];
+    selectTab(next);
+    next.focus();
   });
 }
 
@@ -96,17 +119,50 @@ async function post(url, data) {
   return response.json();
 }
 
-$("send").addEventListener("click", async () => {
-  const button = $("send");
+function say(text, kind) {
+  $("status").textContent = text;
+  $("status").className = `status${kind ? ` ${kind}` : ""}`;
+}
+
+$("send").addEventListener("click", () => {
+  const panel = $("send-panel");
+  const open = panel.hidden;
+  panel.hidden = !open;
+  $("send").setAttribute("aria-expanded", String(open));
+  if (!open) return;
+  const edition = $("edition-label").hidden ? "" : ` (the ${$("edition").value} edition)`;
+  if (ui.recipients.length) {
+    $("send-to").textContent = `Send a test copy${edition}, marked [TEST], to ${ui.recipients.join(", ")}?`;
+    $("send-go").disabled = false;
+  } else {
+    $("send-to").textContent = "No test recipients are set: add NEWSLETTER_TEST_RECIPIENTS (addresses, comma-separated) to the settings.";
+    $("send-go").disabled = true;
+  }
+  $("send-go").focus();
+});
+
+$("send-cancel").addEventListener("click", () => {
+  $("send-panel").hidden = true;
+  $("send").setAttribute("aria-expanded", "false");
+});
+
+$("send-go").addEventListener("click", async () => {
+  const button = $("send-go");
   button.disabled = true;
-  $("status").textContent = "sending a test copy...";
+  say("Sending a test copy…");
   try {
     const result = await post("/test-send");
-    $("status").textContent = result.ok
-      ? "Test sent: " + result.results.map((r) => `${r.to} (${r.result})`).join(", ")
-      : "Test send failed: " + (result.error || result.results.map((r) => `${r.to}: ${r.result}`).join(", "));
+    if (result.ok) {
+      say("Test sent: " + result.results.map((r) => `${r.to} (${r.result})`).join(", "), "sent");
+    } else {
+      say("Test not sent: " + (result.error || result.results.map((r) => `${r.to}: ${r.result}`).join(", ")), "failed");
+    }
+  } catch (error) {
+    say(`Test not sent: ${error}`, "failed");
   } finally {
     button.disabled = false;
+    $("send-panel").hidden = true;
+    $("send").setAttribute("aria-expanded", "false");
   }
 });
 

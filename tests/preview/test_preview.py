@@ -257,7 +257,7 @@ def test_the_test_send_button_delivers_to_a_real_smtp_server(
             page.click("#send")
             # It says who it will go to before anything is sent.
             assert page.inner_text("#send-to") == (
-                "Send a test copy, marked [TEST], to editor@example.org?"
+                "Send a test copy (the en edition), marked [TEST], to editor@example.org?"
             )
             assert handler.received == []
             page.click("#send-go")

@@ -729,6 +729,25 @@ def campaigns_list(ctx: typer.Context) -> None:
         )
 
 
+@campaigns_app.command("report")
+@reports_errors
+def campaigns_report(
+    campaign_id: Annotated[int, typer.Argument(help="The campaign's id.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="The folder to write into.")] = Path("reports"),
+) -> None:
+    """Write a campaign's report: an HTML page with charts (deliveries over time, the
+    outcome per edition, what came back) and the failures, and the same figures as JSON.
+
+    The page is self-contained: it fetches nothing when opened.
+
+    Example: newsletter campaigns report 1
+    """
+    from newsletter.services import report
+
+    written = report.write(_settings(), campaign_id, out)
+    typer.echo(f"Wrote {written.html} and {written.json}")
+
+
 @campaigns_app.command("show")
 @reports_errors
 def campaigns_show(

@@ -102,6 +102,13 @@ def _existing_file(value: Path | None) -> Path | None:
     return value
 
 
+def _client_names(value: str) -> str:
+    for name in (c.strip() for c in value.split(",")):
+        if name and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", name.lower()):
+            raise ValueError(f"'{name}' is not a client name such as gmail or outlook-windows")
+    return value
+
+
 Folder = Annotated[Path, AfterValidator(_folder)]
 FilePath = Annotated[Path, AfterValidator(_file)]
 Secret = Annotated[SecretStr | None, AfterValidator(_one_line_secret)]
@@ -116,6 +123,12 @@ class Settings(BaseSettings):
     from_address: HeaderAddress = "newsletter@example.org"
     from_name: HeaderText = "Regional Migration News"
     reply_to: HeaderAddress | None = None
+    # The mail clients whose support `newsletter check` compares the email with
+    # (caniemail.com's names: a family such as gmail, or family-platform such as
+    # outlook-windows).
+    target_clients: Annotated[str, AfterValidator(_client_names)] = (
+        "gmail,outlook-windows,outlook-macos,apple-mail,yahoo"
+    )
     # The sender's postal address, in every email's footer (CAN-SPAM asks for one).
     postal_address: Annotated[str, AfterValidator(header_safe)] = ""
     base_url: AbsoluteURL = "https://newsletter.example.org"
@@ -200,6 +213,9 @@ class Settings(BaseSettings):
                 "NEWSLETTER_DKIM_DOMAIN, _SELECTOR and _KEY_FILE go together; set all three or none"
             )
         return self
+
+    def client_list(self) -> list[str]:
+        return [c.strip().lower() for c in self.target_clients.split(",") if c.strip()]
 
     def test_recipient_list(self) -> list[str]:
         return [a.strip() for a in self.test_recipients.split(",") if a.strip()]

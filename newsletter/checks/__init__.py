@@ -28,6 +28,11 @@ RULES: dict[str, tuple[Severity, str]] = {
     "translation.stale": ("warning", "a translated item whose source text changed since"),
     "translation.orphan": ("warning", "a translated item the source no longer has"),
     "theme.strings": ("warning", "theme words missing in the edition's language (English shown)"),
+    "client.unsupported": (
+        "warning",
+        "an HTML or CSS feature a target client does not support (caniemail data)",
+    ),
+    "client.unknown": ("error", "a NEWSLETTER_TARGET_CLIENTS name the caniemail data lacks"),
     "image.alt": ("error", "an image without alt text"),
     "image.https": ("error", "an image not loaded from an absolute https URL"),
     "image.width": ("warning", "an image without a width"),
@@ -221,6 +226,7 @@ def check_issue(
 ) -> Report:
     """Every rule that needs no network. message: the built sample message, if at hand."""
     from newsletter.checks import (
+        clients,
         dates,
         dkim,
         images,
@@ -259,6 +265,7 @@ def check_issue(
         dkim.check,
         translations.check,
         dates.check,
+        clients.check,
     ]
     for group in groups:
         group(subject_)

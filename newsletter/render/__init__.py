@@ -186,6 +186,12 @@ def theme_root(templates_dir: Path, template: str) -> Path:
     return templates_dir
 
 
+def theme_settings(settings: Settings, template: str) -> tuple[dict[str, Any], Path]:
+    """A theme's theme.yaml, and its email template (for the checks that name its lines)."""
+    root = theme_root(Path(settings.templates_dir), template)
+    return _theme(root, template), root / template / "issue.mjml.j2"
+
+
 def _theme(templates_dir: Path, template: str) -> dict[str, Any]:
     return _theme_file(templates_dir / template / "theme.yaml", "theme file")
 

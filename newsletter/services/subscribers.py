@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from newsletter import tokens
@@ -149,6 +150,30 @@ def unsubscribe(conn: Connection, subscriber_id: int, scope: str) -> Unsubscribe
     if kind == tokens.CAMPAIGN:
         return Unsubscribed(subscriber_id, None, audience.unsubscribe_id(conn, subscriber_id))
     return Unsubscribed(subscriber_id, None, False)
+
+
+def unsubscribe_one_click(conn: Connection, subscriber_id: int, scope: str) -> Unsubscribed:
+    """The unsubscribe link of an email (RFC 8058 one-click): unsubscribe(), and, when it
+    changed something through a campaign's link, an event that the campaign's report
+    counts (the mailbox records its own for mailto unsubscribes)."""
+    from newsletter.mailbox.tables import events
+    from newsletter.store import utcnow
+
+    before = audience.get_by_id(conn, subscriber_id)
+    done = unsubscribe(conn, subscriber_id, scope)
+    leaving = before is not None and before.status == "active"
+    if done.changed and leaving and tokens.kind_of(scope) == tokens.CAMPAIGN:
+        conn.execute(
+            sa.insert(events).values(
+                subscriber_id=subscriber_id,
+                campaign_id=int(scope[1:]),
+                kind="unsubscribe",
+                diagnostic="the unsubscribe link",
+                report_hash="web",
+                created_at=utcnow(),
+            )
+        )
+    return done
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def routes(site: Site) -> list[tuple[str, object, list[str]]]:
     def unsubscribe(request: Request, subscriber_id: int, scope: str) -> Response:
         # The answer is rendered inside the transaction: if it fails, nothing changed.
         with site.engine.begin() as conn:
-            subscribers.unsubscribe(conn, subscriber_id, scope)
+            subscribers.unsubscribe_one_click(conn, subscriber_id, scope)
             found = subscribers.preferences(conn, subscriber_id)
             w = site.words(request, found.subscriber.language if found else None)
             # RFC 8058: a plain 200, no redirect, the same however often it is sent.

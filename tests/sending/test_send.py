@@ -214,6 +214,66 @@ def test_a_test_send_takes_the_language(
     assert code == 1 and "--lang goes with --test" in err
 
 
+def test_a_campaign_report_draws_what_happened(
+    audience: sa.Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, browser
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from newsletter import tokens
+    from newsletter.services import database
+    from newsletter.services import subscribers as people
+    from newsletter.settings import load_settings
+
+    handler = FaultHandler(
+        rcpt_replies={"p1@example.com": "550 5.1.1 no such user"},
+        data_replies={"p3@example.com": "451 4.3.0 try later"},
+    )
+    with Server(handler) as server:
+        use(monkeypatch, server.port)
+        assert live()[0] == 0
+    # p5 leaves through the unsubscribe link of the email: the report counts it.
+    sid = get_subscriber(audience, "p5@example.com").id
+    with database(load_settings()).begin() as conn:
+        people.unsubscribe_one_click(conn, sid, tokens.campaign_scope(1))
+        people.unsubscribe_one_click(conn, sid, tokens.campaign_scope(1))  # again: once
+    code, out, err = run("campaigns", "report", "1", "--out", str(tmp_path / "reports"))
+    assert code == 0, err
+    page, data_file = (
+        tmp_path / "reports" / "campaign-1.html",
+        tmp_path / "reports" / "campaign-1.json",
+    )
+    assert out == f"Wrote {page} and {data_file}\n"
+    data = json.loads(data_file.read_text())
+    assert (data["counts"]["sent"], data["counts"]["failed"], data["counts"]["deferred"]) == (
+        3,
+        1,
+        1,
+    )
+    assert data["came_back"] == {"bounce": 0, "soft-bounce": 0, "complaint": 0, "unsubscribe": 1}
+    assert data["segments"] == {"everyone": 5} and data["editions"]["en"]["sent"] == 3
+    assert data["timeline"][-1] == {
+        "at": data["timeline"][-1]["at"],
+        "sent": 3,
+        "deferred": 1,
+        "failed": 1,
+    }
+    assert {f["email"]: f["reply"] for f in data["failures"]} == {
+        "p1@example.com": "5.1.1 no such user",
+        "p3@example.com": "4.3.0 try later",
+    }
+    html = page.read_text()
+    assert html.count("<svg") == 3 and "550" in html and "no such user" in html
+    # Self-contained: nothing is fetched when it is opened.
+    fetched: list[str] = []
+    viewer = browser.new_page()
+    viewer.on("request", lambda r: fetched.append(r.url))
+    viewer.goto(page.as_uri())
+    viewer.wait_for_load_state("load")
+    assert fetched == [page.as_uri()]
+    assert viewer.locator("svg").count() == 3
+    viewer.close()
+
+
 def test_recipient_refusals(audience: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     handler = FaultHandler(
         rcpt_replies={

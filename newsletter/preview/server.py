@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -210,29 +210,25 @@ def create_app(preview: Preview, *, port: int) -> Starlette:
             return PlainTextResponse("missing or wrong CSRF token", status_code=403)
         return None
 
-    async def select(request: Request) -> Response:
+    async def change(request: Request, action: Callable[[Any], None], key: str) -> Response:
+        """A POST that changes what the page shows (who it is shown as, which edition):
+        checked, applied off the event loop, and announced to every open page."""
         if (refused := forbidden(request)) is not None:
             return refused
-        wanted = (await request.json()).get("email") or None
+        wanted = (await request.json()).get(key) or None
         try:
-            await asyncio.to_thread(preview.select, wanted)
+            await asyncio.to_thread(action, wanted)
         except NewsletterError as exc:
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=404)
         async with changed:
             changed.notify_all()
         return JSONResponse({"ok": True, "state": preview.state()})
 
+    async def select(request: Request) -> Response:
+        return await change(request, preview.select, "email")
+
     async def language(request: Request) -> Response:
-        if (refused := forbidden(request)) is not None:
-            return refused
-        wanted = str((await request.json()).get("language") or "")
-        try:
-            await asyncio.to_thread(preview.choose, wanted)
-        except NewsletterError as exc:
-            return JSONResponse({"ok": False, "error": str(exc)}, status_code=404)
-        async with changed:
-            changed.notify_all()
-        return JSONResponse({"ok": True, "state": preview.state()})
+        return await change(request, lambda wanted: preview.choose(str(wanted or "")), "language")
 
     def subscribers(request: Request) -> Response:
         from newsletter.services.subscribers import find

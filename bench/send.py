@@ -349,6 +349,23 @@ def newsletter_dkim(port: int, count: int) -> dict[str, float]:
     return newsletter(port, count)
 
 
+def publish_media(folder: Path) -> str:
+    """Serve folder over HTTP on loopback, as the web service would publish the issue's
+    images (a live send checks that they answer); the address of its media/."""
+    import functools
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/media"
+
+
 def newsletter(port: int, count: int) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(dir=os.environ.get("BENCH_TMP")))
     people = tmp / "people.csv"
@@ -364,6 +381,8 @@ def newsletter(port: int, count: int) -> dict[str, float]:
         NEWSLETTER_SMTP_PORT=str(port),
         NEWSLETTER_SMTP_SECURITY="none",
         NEWSLETTER_SMTP_CONNECTIONS=str(CONNECTIONS),
+        NEWSLETTER_MEDIA_DIR=str(tmp / "site" / "media"),
+        NEWSLETTER_MEDIA_URL=publish_media(tmp / "site"),
     )
     from newsletter.services import campaigns, subscribers
     from newsletter.settings import load_settings

@@ -42,10 +42,18 @@ def data() -> dict[str, Any]:
     return loaded
 
 
+@functools.lru_cache(maxsize=1)
+def _support_keys() -> tuple[str, ...]:
+    """Every family/platform the data knows."""
+    return tuple(
+        sorted({key for feature in data()["features"].values() for key in feature["support"]})
+    )
+
+
 def client_keys(names: list[str]) -> dict[str, list[str]]:
     """Each client name, and the caniemail family/platform keys it stands for: a family
     (gmail: every platform), family-platform (outlook-windows), or an alias."""
-    keys = sorted({key for feature in data()["features"].values() for key in feature["support"]})
+    keys = _support_keys()
     found: dict[str, list[str]] = {}
     for name in names:
         name = name.strip().lower()
@@ -59,7 +67,7 @@ def client_keys(names: list[str]) -> dict[str, list[str]]:
 
 def known_clients() -> list[str]:
     """Every name client_keys() understands."""
-    keys = {key for feature in data()["features"].values() for key in feature["support"]}
+    keys = _support_keys()
     families = {key.split("/")[0] for key in keys}
     return sorted(families | {key.replace("/", "-") for key in keys} | set(ALIASES))
 

@@ -34,7 +34,7 @@ from newsletter.sending.runner import (
 )
 from newsletter.sending.transport import Outcome, Transport, make_transport
 from newsletter.services import database
-from newsletter.services.issues import load_edition, publish_media, render_and_check
+from newsletter.services.issues import editions, load_edition, publish_media, render_and_check
 from newsletter.settings import Settings
 from newsletter.store import utcnow
 
@@ -102,7 +102,8 @@ def plan(path: Path | str, settings: Settings, *, new_campaign: bool = False) ->
     """Validate, render, run the checks and resolve everything a live send needs; change
     nothing. An issue with check errors is refused here."""
     issue_file = load_issue(path)
-    renders, report = render_and_check(issue_file, settings)
+    everything = editions(issue_file)
+    renders, report = render_and_check(issue_file, settings, everything)
     source = languages.canonical(issue_file.issue.language)
     rendered = renders[source]
     tokens.signing_key(settings)
@@ -111,7 +112,7 @@ def plan(path: Path | str, settings: Settings, *, new_campaign: bool = False) ->
     engine = database(settings)
     named = audience_of(issue_file, settings)
     content_hash = ledger.editions_hash(renders)
-    written = _source_hash(issue_file, renders)
+    written = _source_hash(everything, renders)
     existing = None if new_campaign else ledger.latest_campaign(engine, rendered.slug, named.name)
     if existing is not None and existing.content_hash != content_hash:
         if existing.source_hash == written:
@@ -162,13 +163,11 @@ def plan(path: Path | str, settings: Settings, *, new_campaign: bool = False) ->
     )
 
 
-def _source_hash(issue_file: IssueFile, renders: dict[str, RenderedIssue]) -> str:
+def _source_hash(everything: dict[str, IssueFile], renders: dict[str, RenderedIssue]) -> str:
     """A hash of what the editor wrote: every edition's words and links, and the images
     (by the names of their prepared files, which are their content)."""
-    from newsletter.services.issues import editions
-
     digest = hashlib.sha256()
-    for language, each in sorted(editions(issue_file).items()):
+    for language, each in sorted(everything.items()):
         digest.update(language.encode() + b"\0" + each.issue.model_dump_json().encode())
         for image in renders[language].media:
             digest.update(image.name.encode() + b"\0")
@@ -298,16 +297,16 @@ def _run(
     stop: Stop | None = None,
 ) -> Summary:
     engine = database(settings)
-    editions = ledger.frozen_editions(engine, campaign.id)
-    if not editions:  # a campaign from before campaigns were frozen
-        editions = {None: render_issue(load_issue(campaign.issue_path), settings)}
+    frozen = ledger.frozen_editions(engine, campaign.id)
+    if not frozen:  # a campaign from before campaigns were frozen
+        frozen = {None: render_issue(load_issue(campaign.issue_path), settings)}
     segment = declared_segments(settings).get(campaign.segment)
     own_stop = stop is None
     stop = stop or Stop()
     restore = stop_on_signals(stop, signal.SIGINT, signal.SIGTERM) if own_stop else None
     try:
         return run_campaign(
-            engine, campaign, editions, segment, settings, transport, stop=stop, progress=progress
+            engine, campaign, frozen, segment, settings, transport, stop=stop, progress=progress
         )
     finally:
         if restore is not None:

@@ -143,13 +143,16 @@ def translate(path: Path | str, language: str) -> Translated:
 
 
 def render_and_check(
-    issue_file: IssueFile, settings: Settings
+    issue_file: IssueFile,
+    settings: Settings,
+    everything: dict[str, IssueFile] | None = None,
 ) -> tuple[dict[str, RenderedIssue], Report]:
-    """Every edition of the issue rendered (by language, the source's first), and the
-    findings of every rule on each; a finding the same in every edition is said once."""
+    """Every edition of the issue (everything, when the caller loaded them already)
+    rendered, by language, the source's first, and the findings of every rule on each;
+    a finding the same in every edition is said once."""
     from newsletter.checks import check_issue
 
-    everything = editions(issue_file)
+    everything = everything or editions(issue_file)
     renders = {language: render_issue(each, settings) for language, each in everything.items()}
     report = None
     seen: set[tuple[str, str, str | None, int | None]] = set()

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, StringConstraints
 # the other C0 controls and DEL, NEL (U+0085) and the Unicode line and paragraph
 # separators, which str.splitlines() and some mail libraries treat as line breaks.
 _LINE_BREAKS = "\r\n\x85\u2028\u2029\x0b\x0c\x1c\x1d\x1e"
+_BREAK = re.compile(f"[{_LINE_BREAKS}]")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x80-\x9f\u2028\u2029]")
 
 
@@ -21,7 +22,7 @@ def header_problem(value: str) -> str | None:
     Python 3.11.7 writes an encoded word such as =?UTF-8?Q?=0A?= back out as a real
     newline (CVE-2024-6923), so '=?' is refused along with every line break and control.
     """
-    if any(c in _LINE_BREAKS for c in value):
+    if _BREAK.search(value):
         return "must be on one line (it goes into a mail header)"
     if _CONTROL.search(value):
         return "must not contain control characters (it goes into a mail header)"

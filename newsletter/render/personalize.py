@@ -28,6 +28,7 @@ FIELDS: tuple[str, ...] = (
     "greeting",
 )
 _URL_FIELDS = frozenset({"unsubscribe_url", "view_online_url", "preferences_url"})
+_SPACE = re.compile(r"\s")  # str.isspace's characters
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def values_for(
         recipient = dataclasses.replace(recipient, preferences_url=recipient.unsubscribe_url)
     for field in (f for f in FIELDS if f in _URL_FIELDS):  # a fixed order, for the message
         url = getattr(recipient, field)
-        if not url.startswith(("https://", "http://")) or any(c.isspace() for c in url):
+        if not url.startswith(("https://", "http://")) or _SPACE.search(url):
             raise ValueError(f"{field} must be an absolute http(s) URL, got {url!r}")
     name = " ".join(recipient.name.split()) or fallback_name
     first = " ".join(recipient.first_name.split())[:60]

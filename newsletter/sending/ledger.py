@@ -451,37 +451,36 @@ def claim(
         ]
         kept = {c.subscriber_id for c in claims}
         gone = [sid for sid in found if sid not in kept]
-        where = sa.and_(
-            deliveries.c.campaign_id == campaign_id,
-            deliveries.c.subscriber_id == sa.bindparam("b_id"),
-        )
+        mine = deliveries.c.campaign_id == campaign_id
         if gone:
             conn.execute(
                 sa.update(deliveries)
-                .where(where)
+                .where(mine, deliveries.c.subscriber_id.in_(gone))
                 .values(
                     status="skipped",
                     reply="no longer in the segment",
                     lease_owner=None,
                     lease_until=None,
                     updated_at=now,
-                ),
-                [{"b_id": sid} for sid in gone],
+                )
             )
-        if claims:
-            conn.execute(
-                sa.update(deliveries)
-                .where(where)
-                .values(
-                    status="sending",
-                    attempts=deliveries.c.attempts + 1,
-                    resent=deliveries.c.resent + sa.bindparam("b_resent"),
-                    lease_owner=owner,
-                    lease_until=until,
-                    updated_at=now,
-                ),
-                [{"b_id": c.subscriber_id, "b_resent": int(c.resent)} for c in claims],
-            )
+        # One statement for each kind of row, not one a row: rows found still in
+        # `sending` (a sender died with them) count one more resend.
+        for resent in (False, True):
+            ids = [c.subscriber_id for c in claims if c.resent == resent]
+            if ids:
+                conn.execute(
+                    sa.update(deliveries)
+                    .where(mine, deliveries.c.subscriber_id.in_(ids))
+                    .values(
+                        status="sending",
+                        attempts=deliveries.c.attempts + 1,
+                        resent=deliveries.c.resent + int(resent),
+                        lease_owner=owner,
+                        lease_until=until,
+                        updated_at=now,
+                    )
+                )
     return Claimed(claims, len(gone))
 
 

@@ -8,7 +8,7 @@ drained, never in lockstep batches, so connections never wait for a batch to be 
 Outcomes are written as they arrive, grouped into short commits. A claimed row that was
 never started is no risk: it is simply due again. After a crash, only messages whose 250
 had arrived but whose commit had not can go out twice: at most the messages on the wire
-(one a connection) plus one open commit (what arrived in its ~50 ms), each with the same
+(one a connection) plus the AWAITING outcomes a commit may hold, each with the same
 Message-ID. Only the main thread touches the database; it also renews the leases.
 """
 
@@ -47,8 +47,11 @@ from newsletter.sending.ratelimit import RateLimiter
 from newsletter.sending.transport import Outcome, SendAborted, Transport
 from newsletter.settings import Settings
 
-# Outcomes are written at least this often while messages flow (seconds).
+# Outcomes are written at least this often while messages flow (seconds), and sooner
+# when half of AWAITING have arrived. No message starts while AWAITING outcomes wait for
+# their commit: a kill leaves at most the connections' messages plus these unrecorded.
 COMMIT_INTERVAL = 0.05
+AWAITING = 32
 # A database locked by another writer is waited for this long before the run gives up.
 LOCKED_PATIENCE = 120.0
 
@@ -140,8 +143,9 @@ def transport_name(settings: Settings) -> str:
 def deliver(
     transport: Transport, sender: str, recipient: str, build: Callable[[], bytes], key: str
 ) -> tuple[Outcome, str | None]:
-    """Build and send one message: (outcome, SHA-256 of the bytes sent). Whatever goes
-    wrong with one recipient is that recipient's outcome, never the run's."""
+    """Build and send one message: (outcome, SHA-256 of the bytes sent). build is a
+    MessageTemplate's, whose messages need no dot-stuffing. Whatever goes wrong with one
+    recipient is that recipient's outcome, never the run's."""
     wire = ascii_address(recipient)
     if wire is None:
         return Outcome("failed", None, "the address needs SMTPUTF8, which is not supported"), None
@@ -151,7 +155,7 @@ def deliver(
         return Outcome("failed", None, f"this message could not be built: {exc}"), None
     digest = hashlib.sha256(message).hexdigest()
     try:
-        return transport.send(sender, wire, message, key=key), digest
+        return transport.send(sender, wire, message, key=key, transparent=True), digest
     except SendAborted:
         raise
     except Exception as exc:  # one recipient's problem is never the run's
@@ -240,6 +244,9 @@ class _Couriers:
         self.jobs: queue.Queue[_Job | None] = queue.Queue()
         self.results: queue.Queue[ledger.Result | BaseException] = queue.Queue()
         count = settings.smtp_connections if settings.smtp_host else 1
+        # A message holds a slot from its start until its outcome is recorded.
+        self.slots = threading.Semaphore(count + AWAITING)
+        self.arrived = threading.Event()  # half of AWAITING wait: record them now
         self.threads = [
             threading.Thread(target=self._work, name=f"courier-{n}", daemon=True)
             for n in range(count)
@@ -249,8 +256,7 @@ class _Couriers:
 
     def _work(self) -> None:
         while (job := self.jobs.get()) is not None:
-            stopping = self.stop.requested.is_set() or self.halt.is_set()
-            if stopping or not self.limiter.acquire(self.stop.requested):
+            if not self._may_start():
                 self.results.put(ledger.Result(job.claim, None))
                 continue
             try:
@@ -261,6 +267,23 @@ class _Couriers:
                 self.results.put(exc)
                 continue
             self.results.put(ledger.Result(job.claim, outcome, digest))
+            if self.results.qsize() >= AWAITING // 2:
+                self.arrived.set()
+
+    def _may_start(self) -> bool:
+        """Wait for the rate limiter and a slot; False when the run ends meanwhile."""
+        if self.stop.requested.is_set() or self.halt.is_set():
+            return False
+        if not self.limiter.acquire(self.stop.requested):
+            return False
+        while not self.slots.acquire(timeout=0.1):
+            if self.stop.requested.is_set() or self.halt.is_set():
+                return False
+        return True
+
+    def recorded(self, count: int) -> None:
+        """count outcomes were committed: their slots are free."""
+        self.slots.release(count)
 
     def close(self) -> None:
         self.halt.set()
@@ -376,10 +399,11 @@ def run_campaign(
                 asked = stop.requested.is_set()
                 break
             arrived: list[ledger.Result] = []
-            # Sleep, then take what arrived: waking for every outcome would cost a thread
+            # Wait, then take what arrived: waking for every outcome would cost a thread
             # switch (and a GIL hand-over) per message.
             if outstanding:
-                time.sleep(COMMIT_INTERVAL)
+                couriers.arrived.wait(COMMIT_INTERVAL)
+                couriers.arrived.clear()
             while outstanding:
                 try:
                     item = couriers.results.get_nowait()
@@ -404,6 +428,7 @@ def run_campaign(
                     ),
                     "recording what was sent",
                 )
+                couriers.recorded(sum(r.outcome is not None for r in arrived))
                 for state in ("sent", "deferred", "failed"):
                     setattr(summary, state, getattr(summary, state) + written[state])
                 for result in arrived:

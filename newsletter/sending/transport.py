@@ -56,20 +56,33 @@ def classify(code: int, reply: str) -> Outcome:
     return Outcome("failed", code, text, bounced=code in BOUNCE_CODES)
 
 
-def dot_stuff(message: bytes) -> list[bytes]:
-    """DATA's content, transparent (RFC 5321 4.5.2), as pieces to write one after the
-    other: one copy of the message, not three."""
-    # A search is much cheaper than a copy, and most messages need no stuffing at all.
-    stuffed = message.replace(b"\r\n.", b"\r\n..") if b"\r\n." in message else message
-    pieces = [b"."] if stuffed.startswith(b".") else []
-    pieces.append(stuffed)
-    pieces.append(b".\r\n" if stuffed.endswith(b"\r\n") else b"\r\n.\r\n")
-    return pieces
+def dot_stuff(message: bytes) -> bytes:
+    """DATA's content, transparent (RFC 5321 4.5.2), ending with the lone dot: one scan
+    and one copy (bytes.replace scans twice)."""
+    view = memoryview(message)
+    pieces: list[bytes | memoryview] = [b"."] if message.startswith(b".") else []
+    start = 0
+    while (at := message.find(b"\r\n.", start)) != -1:
+        pieces += [view[start : at + 2], b"."]
+        start = at + 2
+    pieces += [view[start:], _end(message)]
+    return b"".join(pieces)
+
+
+def _end(message: bytes) -> bytes:
+    """The end of DATA after message."""
+    return b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
 
 
 class Transport(Protocol):
     def open(self) -> None: ...
-    def send(self, sender: str, recipient: str, message: bytes, *, key: str) -> Outcome: ...
+    def send(
+        self, sender: str, recipient: str, message: bytes, *, key: str, transparent: bool = False
+    ) -> Outcome:
+        """transparent: no line of message starts with a dot, so it goes out without
+        SMTP's dot-stuffing (a MessageTemplate's messages are built so)."""
+        ...
+
     def abort(self) -> None: ...
     def close(self) -> None: ...
 
@@ -86,7 +99,9 @@ class OutboxTransport:
         except OSError as exc:
             raise SendAborted(f"cannot create the outbox {self.folder}: {exc.strerror}") from None
 
-    def send(self, sender: str, recipient: str, message: bytes, *, key: str) -> Outcome:
+    def send(
+        self, sender: str, recipient: str, message: bytes, *, key: str, transparent: bool = False
+    ) -> Outcome:
         target = self.folder / f"{key}.eml"
         try:
             write_atomically(target, message)
@@ -234,14 +249,16 @@ class SmtpTransport:
                 self._expired.discard(conn)
             _quietly_close(conn)
 
-    def send(self, sender: str, recipient: str, message: bytes, *, key: str) -> Outcome:
+    def send(
+        self, sender: str, recipient: str, message: bytes, *, key: str, transparent: bool = False
+    ) -> Outcome:
         conn: smtplib.SMTP | None = None
         try:
             conn = self._connection()
             with self._lock:
                 self._deadlines[conn] = time.monotonic() + self.timeout
             if conn.has_extn("pipelining"):
-                return self._pipelined(conn, sender, recipient, message)
+                return self._pipelined(conn, sender, recipient, message, transparent)
             code, reply = conn.mail(sender)
             if code != 250:
                 return self._refused(conn, code, reply)
@@ -251,7 +268,7 @@ class SmtpTransport:
             code, reply = conn.docmd("DATA")
             if code != 354:
                 return self._refused(conn, code, reply)
-            return self._content(conn, message)
+            return self._content(conn, message, transparent)
         except SendAborted:
             raise
         except smtplib.SMTPResponseException as exc:  # e.g. 421 at the greeting
@@ -271,7 +288,7 @@ class SmtpTransport:
                     self._deadlines.pop(conn, None)
 
     def _pipelined(
-        self, conn: smtplib.SMTP, sender: str, recipient: str, message: bytes
+        self, conn: smtplib.SMTP, sender: str, recipient: str, message: bytes, transparent: bool
     ) -> Outcome:
         """MAIL, RCPT and DATA in one write; each reply keeps its meaning."""
         conn.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii"))
@@ -281,16 +298,16 @@ class SmtpTransport:
             None,
         )
         if refused is None:
-            return self._content(conn, message)
+            return self._content(conn, message, transparent)
         if data[0] == 354:
             # DATA was accepted although the envelope was not: end it with nothing in it.
             conn.send(b".\r\n")
             conn.getreply()
         return self._refused(conn, *refused)
 
-    def _content(self, conn: smtplib.SMTP, message: bytes) -> Outcome:
-        for piece in dot_stuff(message):
-            conn.send(piece)
+    def _content(self, conn: smtplib.SMTP, message: bytes, transparent: bool) -> Outcome:
+        # One write: a small one after a large one could wait for an acknowledgement.
+        conn.send(message + _end(message) if transparent else dot_stuff(message))
         code, reply = conn.getreply()
         if code == 421:
             self._drop()

@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter.audience.db import subscribers
+from newsletter.sending.runner import AWAITING
 from newsletter.sending.tables import campaigns, deliveries
 from tests.conftest import ROOT, SAMPLE
 from tests.sending.smtp_server import FaultHandler, Received, Server, free_port
@@ -28,9 +29,8 @@ from tests.sending.smtp_server import FaultHandler, Received, Server, free_port
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 CONNECTIONS = 2
 # The most a kill can leave accepted but unrecorded (the README's bound): the messages on
-# the wire, one a connection, plus one open commit, what arrives in ~50 ms (40 is 50 ms
-# at 800 messages a second, more than these tests reach).
-BOUND = CONNECTIONS + 40
+# the wire, one a connection, plus the outcomes awaiting their commit.
+BOUND = CONNECTIONS + AWAITING
 
 
 def env_for(db_url: str, port: int | None, **extra: str) -> dict[str, str]:

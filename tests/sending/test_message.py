@@ -7,6 +7,8 @@ import email
 import email.policy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter.errors import NewsletterError
 from newsletter.render import Personalized, PersonalValues, RenderedIssue
@@ -286,3 +288,51 @@ def test_relaxed_body_matches_the_rfc_line_by_line() -> None:
     for _ in range(20_000):
         body = bytes(rng.choice(b"a \t\r\n") for _ in range(rng.randint(0, 14)))
         assert relaxed_body(body) == by_lines(body), body
+
+
+@given(st.text(alphabet=".. \t\n=aé\u2028x", max_size=400), st.booleans())
+@settings(max_examples=3000, deadline=None)
+def test_quoted_printable_pieces_go_out_as_they_are(text: str, long_line: bool) -> None:
+    """Each piece decodes to its text, keeps lines to 76 characters, starts no line with
+    a dot (no dot-stuffing needed) and holds no tab or space run (its own relaxed form)."""
+    import binascii
+
+    from newsletter.sending.dkim import relaxed_lines
+    from newsletter.sending.message import _qp
+
+    if long_line:
+        text = "." + "a" * 74 + text + "b" * 75
+    encoded = _qp(text)
+    data = encoded.removesuffix(b"=\r\n") if not text.endswith("\n") else encoded
+    assert binascii.a2b_qp(data.replace(b"\r\n", b"\n")) == text.encode()
+    lines = encoded.split(b"\r\n")
+    assert lines[-1] == b""
+    assert all(len(line) <= 76 and not line.startswith(b".") for line in lines), encoded
+    assert b"\n" not in encoded.replace(b"\r\n", b"")
+    assert relaxed_lines(encoded) == encoded
+
+
+def test_a_whole_message_needs_no_stuffing_and_hashes_as_it_is(
+    sample_rendered: RenderedIssue,
+) -> None:
+    from newsletter.sending.dkim import relaxed_body
+
+    raw = _template(sample_rendered).build(_to(". Dot\tand  spaces"))
+    body = raw.partition(b"\r\n\r\n")[2]
+    assert b"\r\n." not in raw and relaxed_body(body) == body
+
+
+@pytest.mark.parametrize(
+    ("message", "wire"),
+    [
+        (b"a\r\n", b"a\r\n.\r\n"),
+        (b"a", b"a\r\n.\r\n"),
+        (b".a\r\n", b"..a\r\n.\r\n"),
+        (b"a\r\n.\r\n..b\r\n.", b"a\r\n..\r\n...b\r\n..\r\n.\r\n"),
+        (b"", b"\r\n.\r\n"),
+    ],
+)
+def test_dot_stuffing(message: bytes, wire: bytes) -> None:
+    from newsletter.sending.transport import dot_stuff
+
+    assert dot_stuff(message) == wire

@@ -9,7 +9,6 @@ the key breaks no link already sent.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 import time
@@ -50,7 +49,7 @@ def _keys(settings: Settings) -> list[str]:
 
 
 def _mac(key: str, payload: str) -> bytes:
-    return hmac.new(key.encode("utf-8"), payload.encode("utf-8"), hashlib.sha256).digest()[:16]
+    return hmac.digest(key.encode("utf-8"), payload.encode("utf-8"), "sha256")[:16]
 
 
 def sign(key: str, subscriber_id: int, scope: str, *, now: float | None = None) -> str:
@@ -136,9 +135,8 @@ _VERP = re.compile(r"([ctk])(\d{1,20})-(\d{1,20})-([0-9a-f]{12})")
 
 
 def _verp_mac(key: str, kind: str, first: int, second: int) -> str:
-    return hmac.new(
-        key.encode("utf-8"), f"verp.{kind}.{first}.{second}".encode(), hashlib.sha256
-    ).hexdigest()[:12]
+    tag = f"verp.{kind}.{first}.{second}".encode()
+    return hmac.digest(key.encode("utf-8"), tag, "sha256")[:6].hex()
 
 
 def bounce_address(settings: Settings) -> str:

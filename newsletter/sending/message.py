@@ -22,7 +22,13 @@ from pathlib import Path
 from newsletter import languages
 from newsletter.errors import NewsletterError
 from newsletter.fields import ascii_address, header_safe, language_tag
-from newsletter.render import Personalized, PersonalValues, RenderedIssue, render_confirmation
+from newsletter.render import (
+    FIELDS,
+    Personalized,
+    PersonalValues,
+    RenderedIssue,
+    render_confirmation,
+)
 from newsletter.render.versions import sample_values, view_online_url
 from newsletter.sending.dkim import DkimSigner, relaxed_body
 from newsletter.settings import Settings
@@ -147,6 +153,7 @@ def _qp(text: str) -> bytes:
 
 
 _SPACES = re.compile(rb"  +")
+_VIEW_ONLINE = FIELDS.index("view_online_url")
 
 
 def _spaces(run: re.Match[bytes]) -> bytes:
@@ -260,6 +267,25 @@ class MessageTemplate:
             kind: [p if isinstance(p, int) else _qp(p) for p in rendered.parts(kind).parts]
             for kind in ("text", "html")
         }
+        self.used = {
+            kind: {p for p in self.parts[kind] if isinstance(p, int)} for kind in self.parts
+        }
+        self.view_online: dict[str, bytes] = {}  # the same for everyone
+        # Anyone: only their link to the web version is read (any valid link will do for
+        # the others).
+        anyone = self._personal(
+            Addressee(
+                subscriber_id=0,
+                email="",
+                name="",
+                message_id="",
+                unsubscribe_url=view_online_url,
+                unsubscribe_mailto="",
+            )
+        )
+        for kind in self.parts:
+            values = rendered.values(anyone, for_html=kind == "html")
+            self.view_online[kind] = _qp(values[_VIEW_ONLINE])
         # Once per campaign, parse a whole message again, not just its header block.
         probe = Addressee(
             0,
@@ -288,8 +314,8 @@ class MessageTemplate:
             message = self.dkim.sign(message, body_hash=body_hash)
         return message
 
-    def _values(self, to: Addressee) -> dict[str, list[bytes]]:
-        recipient = PersonalValues(
+    def _personal(self, to: Addressee) -> PersonalValues:
+        return PersonalValues(
             email=to.email,
             name=to.name,
             unsubscribe_url=to.unsubscribe_url,
@@ -297,10 +323,20 @@ class MessageTemplate:
             preferences_url=to.preferences_url,
             first_name=to.first_name,
         )
-        return {
-            kind: [_qp(v) for v in self.rendered.values(recipient, for_html=kind == "html")]
-            for kind in ("text", "html")
-        }
+
+    def _values(self, to: Addressee) -> dict[str, list[bytes]]:
+        recipient = self._personal(to)
+        encoded: dict[str, list[bytes]] = {}
+        for kind in ("text", "html"):
+            values = self.rendered.values(recipient, for_html=kind == "html")
+            # Only the values the part uses; the link to the web version is everyone's.
+            encoded[kind] = [
+                (self.view_online[kind] if n == _VIEW_ONLINE else _qp(v))
+                if n in self.used[kind]
+                else b""
+                for n, v in enumerate(values)
+            ]
+        return encoded
 
     def _assemble(self, to: Addressee, date: str | None) -> tuple[bytes, int]:
         """The unsigned message, and where its body starts."""

@@ -308,8 +308,8 @@ class MessageTemplate:
         """The wire bytes (CRLF) of to's copy."""
         message, start = self._assemble(to, date)
         if self.dkim is not None:
-            body_hash = None  # never expected; the slow way is always right
-            if self.canonical:
+            body_hash = None  # without it, the signer canonicalizes the body itself
+            if self.canonical:  # always expected (see _qp)
                 body_hash = hashlib.sha256(memoryview(message)[start:]).digest()
             message = self.dkim.sign(message, body_hash=body_hash)
         return message

@@ -22,6 +22,7 @@ import queue
 import secrets
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -51,7 +52,10 @@ from newsletter.settings import Settings
 # when half of AWAITING have arrived. No message starts while AWAITING outcomes wait for
 # their commit: a kill leaves at most the connections' messages plus these unrecorded.
 COMMIT_INTERVAL = 0.05
-AWAITING = 32
+AWAITING = 64
+# While sending, the GIL changes hands this often (Python's default: 5 ms), so that a
+# connection whose reply has come waits less for the main thread's bookkeeping.
+SWITCH_INTERVAL = 0.0005
 # A database locked by another writer is waited for this long before the run gives up.
 LOCKED_PATIENCE = 120.0
 
@@ -140,22 +144,41 @@ def transport_name(settings: Settings) -> str:
     return f"the outbox folder {settings.outbox_dir}/ (no NEWSLETTER_SMTP_HOST set)"
 
 
-def deliver(
-    transport: Transport, sender: str, recipient: str, build: Callable[[], bytes], key: str
-) -> tuple[Outcome, str | None]:
-    """Build and send one message: (outcome, SHA-256 of the bytes sent). build is a
-    MessageTemplate's, whose messages need no dot-stuffing. Whatever goes wrong with one
-    recipient is that recipient's outcome, never the run's."""
-    wire = ascii_address(recipient)
-    if wire is None:
-        return Outcome("failed", None, "the address needs SMTPUTF8, which is not supported"), None
+def prepare(recipient: str, build: Callable[[], bytes]) -> tuple[bytes, str] | Outcome:
+    """One message's bytes and their SHA-256, or the outcome that it cannot be sent (a
+    failure of that recipient's, never the run's). build is a MessageTemplate's, whose
+    messages need no dot-stuffing."""
+    if ascii_address(recipient) is None:
+        return Outcome("failed", None, "the address needs SMTPUTF8, which is not supported")
     try:
         message = build()
     except (ValueError, NewsletterError) as exc:
-        return Outcome("failed", None, f"this message could not be built: {exc}"), None
-    digest = hashlib.sha256(message).hexdigest()
+        return Outcome("failed", None, f"this message could not be built: {exc}")
+    return message, hashlib.sha256(message).hexdigest()
+
+
+def deliver(
+    transport: Transport,
+    sender: str,
+    recipient: str,
+    build: Callable[[], bytes],
+    key: str,
+    *,
+    prepared: tuple[bytes, str] | Outcome | None = None,
+    then: Callable[[], None] | None = None,
+) -> tuple[Outcome, str | None]:
+    """Build (unless prepared) and send one message: (outcome, SHA-256 of the bytes sent).
+    then runs while the server's verdict on the message is awaited. Whatever goes wrong
+    with one recipient is that recipient's outcome, never the run's."""
+    ready = prepare(recipient, build) if prepared is None else prepared
+    if isinstance(ready, Outcome):
+        return ready, None
+    message, digest = ready
+    wire = ascii_address(recipient)
+    assert wire is not None  # prepare refused the others
     try:
-        return transport.send(sender, wire, message, key=key, transparent=True), digest
+        outcome = transport.send(sender, wire, message, key=key, transparent=True, then=then)
+        return outcome, digest
     except SendAborted:
         raise
     except Exception as exc:  # one recipient's problem is never the run's
@@ -233,7 +256,8 @@ class _Job:
 
 class _Couriers:
     """One thread per connection: take a claimed row, wait for the rate limiter, build,
-    send, hand back the outcome."""
+    send, hand back the outcome. While the server takes a message in (its queue file, an
+    fsync), the next row is taken and built: building is off the connection's path."""
 
     def __init__(self, transport: Transport, settings: Settings, stop: Stop) -> None:
         self.transport = transport
@@ -255,13 +279,45 @@ class _Couriers:
             thread.start()
 
     def _work(self) -> None:
-        while (job := self.jobs.get()) is not None:
+        # The next row, built while the server took the last message in.
+        ahead: list[tuple[_Job, tuple[bytes, str] | Outcome | Exception]] = []
+
+        def build_next() -> None:  # never raises: it runs inside the transport's send
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is None:  # the end: left for the loop below
+                self.jobs.put(None)
+                return
+            try:
+                ahead.append((job, prepare(job.claim.email, job.build)))
+            except Exception as exc:  # raised in its turn, as if built then
+                ahead.append((job, exc))
+
+        while True:
+            prepared: tuple[bytes, str] | Outcome | Exception | None = None
+            if ahead:
+                job, prepared = ahead.pop()
+            elif (next_job := self.jobs.get()) is not None:
+                job = next_job
+            else:
+                break
             if not self._may_start():
-                self.results.put(ledger.Result(job.claim, None))
+                self.results.put(ledger.Result(job.claim, None))  # built or not: unsent
+                continue
+            if isinstance(prepared, Exception):
+                self.results.put(prepared)
                 continue
             try:
                 outcome, digest = deliver(
-                    self.transport, job.sender, job.claim.email, job.build, job.key
+                    self.transport,
+                    job.sender,
+                    job.claim.email,
+                    job.build,
+                    job.key,
+                    prepared=prepared,
+                    then=build_next,
                 )
             except BaseException as exc:
                 self.results.put(exc)
@@ -353,6 +409,8 @@ def run_campaign(
         "looking for senders that died",
     )
     couriers = _Couriers(transport, settings, stop)
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     outstanding = 0
     more = True
     in_a_row = 0
@@ -452,6 +510,7 @@ def run_campaign(
     finally:
         couriers.close()
         transport.close()
+        sys.setswitchinterval(switching)
     if failure is not None:
         raise failure
     summary.interrupted = asked and summary.paused is None

@@ -19,6 +19,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -78,10 +79,19 @@ def _end(message: bytes) -> bytes:
 class Transport(Protocol):
     def open(self) -> None: ...
     def send(
-        self, sender: str, recipient: str, message: bytes, *, key: str, transparent: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        *,
+        key: str,
+        transparent: bool = False,
+        then: Callable[[], None] | None = None,
     ) -> Outcome:
         """transparent: no line of message starts with a dot, so it goes out without
-        SMTP's dot-stuffing (a MessageTemplate's messages are built so)."""
+        SMTP's dot-stuffing (a MessageTemplate's messages are built so). then: run once
+        the message is written, while the server's verdict is awaited (it must not
+        raise); not at all when the message is refused before."""
         ...
 
     def abort(self) -> None: ...
@@ -101,7 +111,14 @@ class OutboxTransport:
             raise SendAborted(f"cannot create the outbox {self.folder}: {exc.strerror}") from None
 
     def send(
-        self, sender: str, recipient: str, message: bytes, *, key: str, transparent: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        *,
+        key: str,
+        transparent: bool = False,
+        then: Callable[[], None] | None = None,
     ) -> Outcome:
         target = self.folder / f"{key}.eml"
         try:
@@ -251,7 +268,14 @@ class SmtpTransport:
             _quietly_close(conn)
 
     def send(
-        self, sender: str, recipient: str, message: bytes, *, key: str, transparent: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        *,
+        key: str,
+        transparent: bool = False,
+        then: Callable[[], None] | None = None,
     ) -> Outcome:
         conn: smtplib.SMTP | None = None
         try:
@@ -259,7 +283,7 @@ class SmtpTransport:
             with self._lock:
                 self._deadlines[conn] = time.monotonic() + self.timeout
             if conn.has_extn("pipelining"):
-                return self._pipelined(conn, sender, recipient, message, transparent)
+                return self._pipelined(conn, sender, recipient, message, transparent, then)
             code, reply = conn.mail(sender)
             if code != 250:
                 return self._refused(conn, code, reply)
@@ -269,7 +293,7 @@ class SmtpTransport:
             code, reply = conn.docmd("DATA")
             if code != 354:
                 return self._refused(conn, code, reply)
-            return self._content(conn, message, transparent)
+            return self._content(conn, message, transparent, then)
         except SendAborted:
             raise
         except smtplib.SMTPResponseException as exc:  # e.g. 421 at the greeting
@@ -289,7 +313,13 @@ class SmtpTransport:
                     self._deadlines.pop(conn, None)
 
     def _pipelined(
-        self, conn: smtplib.SMTP, sender: str, recipient: str, message: bytes, transparent: bool
+        self,
+        conn: smtplib.SMTP,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        transparent: bool,
+        then: Callable[[], None] | None,
     ) -> Outcome:
         """MAIL, RCPT and DATA in one write; each reply keeps its meaning."""
         conn.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii"))
@@ -299,16 +329,24 @@ class SmtpTransport:
             None,
         )
         if refused is None:
-            return self._content(conn, message, transparent)
+            return self._content(conn, message, transparent, then)
         if data[0] == 354:
             # DATA was accepted although the envelope was not: end it with nothing in it.
             conn.send(b".\r\n")
             conn.getreply()
         return self._refused(conn, *refused)
 
-    def _content(self, conn: smtplib.SMTP, message: bytes, transparent: bool) -> Outcome:
+    def _content(
+        self,
+        conn: smtplib.SMTP,
+        message: bytes,
+        transparent: bool,
+        then: Callable[[], None] | None,
+    ) -> Outcome:
         # One write: a small one after a large one could wait for an acknowledgement.
         conn.send(message + _end(message) if transparent else dot_stuff(message))
+        if then is not None:
+            then()
         code, reply = conn.getreply()
         if code == 421:
             self._drop()

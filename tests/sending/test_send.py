@@ -16,6 +16,8 @@ from newsletter.audience.db import subscribers
 from newsletter.audience.subscribers import get_subscriber, unsubscribe
 from newsletter.cli import app
 from newsletter.sending.tables import campaigns, deliveries
+from newsletter.sending.transport import SmtpTransport
+from newsletter.settings import Settings
 from tests.conftest import ROOT, SAMPLE, copy_sample
 from tests.sending.smtp_server import (
     FaultHandler,
@@ -768,3 +770,34 @@ def test_every_message_has_its_own_signed_return_path_and_a_feedback_id(
     assert tokens.read_return_path(settings, genuine.replace("news.", "other.")) is None
     forged = tokens.return_path(settings, "another key", "c", 1, 1)
     assert tokens.read_return_path(settings, forged) is None
+
+
+def test_the_next_message_is_built_while_a_verdict_is_awaited() -> None:
+    """The transport's `then` runs once a message is written, before its reply is read,
+    and never for a message refused before its content."""
+    handler = FaultHandler(rcpt_replies={"no@example.com": "550 5.1.1 no such user"})
+    built: list[str] = []
+    message = b"Subject: x\r\n\r\nhello\r\n"
+    with Server(handler) as server:
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None, smtp_host="127.0.0.1", smtp_port=server.port, smtp_security="none"
+        )
+        transport = SmtpTransport(settings)
+        transport.open()
+        try:
+            outcomes = [
+                transport.send(
+                    "news@example.org",
+                    to,
+                    message,
+                    key=to,
+                    transparent=True,
+                    then=lambda to=to: built.append(to),
+                )
+                for to in ("yes@example.com", "no@example.com")
+            ]
+        finally:
+            transport.close()
+    assert [o.kind for o in outcomes] == ["sent", "failed"]
+    assert built == ["yes@example.com"]
+    assert [r.rcpt for r in handler.received] == ["yes@example.com"]

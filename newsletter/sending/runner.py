@@ -22,7 +22,6 @@ import queue
 import secrets
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -53,9 +52,6 @@ from newsletter.settings import Settings
 # their commit: a kill leaves at most the connections' messages plus these unrecorded.
 COMMIT_INTERVAL = 0.05
 AWAITING = 64
-# While sending, the GIL changes hands this often (Python's default: 5 ms), so that a
-# connection whose reply has come waits less for the main thread's bookkeeping.
-SWITCH_INTERVAL = 0.0005
 # A database locked by another writer is waited for this long before the run gives up.
 LOCKED_PATIENCE = 120.0
 
@@ -409,8 +405,6 @@ def run_campaign(
         "looking for senders that died",
     )
     couriers = _Couriers(transport, settings, stop)
-    switching = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL)
     outstanding = 0
     more = True
     in_a_row = 0
@@ -510,7 +504,6 @@ def run_campaign(
     finally:
         couriers.close()
         transport.close()
-        sys.setswitchinterval(switching)
     if failure is not None:
         raise failure
     summary.interrupted = asked and summary.paused is None

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -140,17 +140,27 @@ def transport_name(settings: Settings) -> str:
     return f"the outbox folder {settings.outbox_dir}/ (no NEWSLETTER_SMTP_HOST set)"
 
 
-def prepare(recipient: str, build: Callable[[], bytes]) -> tuple[bytes, str] | Outcome:
-    """One message's bytes and their SHA-256, or the outcome that it cannot be sent (a
-    failure of that recipient's, never the run's). build is a MessageTemplate's, whose
-    messages need no dot-stuffing."""
-    if ascii_address(recipient) is None:
+class Ready(NamedTuple):
+    """A message ready to go: the recipient as the envelope carries it, the bytes, and
+    their SHA-256."""
+
+    wire: str
+    message: bytes
+    digest: str
+
+
+def prepare(recipient: str, build: Callable[[], bytes]) -> Ready | Outcome:
+    """One message, ready to go, or the outcome that it cannot be sent (a failure of that
+    recipient's, never the run's). build is a MessageTemplate's, whose messages need no
+    dot-stuffing."""
+    wire = ascii_address(recipient)
+    if wire is None:
         return Outcome("failed", None, "the address needs SMTPUTF8, which is not supported")
     try:
         message = build()
     except (ValueError, NewsletterError) as exc:
         return Outcome("failed", None, f"this message could not be built: {exc}")
-    return message, hashlib.sha256(message).hexdigest()
+    return Ready(wire, message, hashlib.sha256(message).hexdigest())
 
 
 def deliver(
@@ -160,7 +170,7 @@ def deliver(
     build: Callable[[], bytes],
     key: str,
     *,
-    prepared: tuple[bytes, str] | Outcome | None = None,
+    prepared: Ready | Outcome | None = None,
     then: Callable[[], None] | None = None,
 ) -> tuple[Outcome, str | None]:
     """Build (unless prepared) and send one message: (outcome, SHA-256 of the bytes sent).
@@ -169,16 +179,16 @@ def deliver(
     ready = prepare(recipient, build) if prepared is None else prepared
     if isinstance(ready, Outcome):
         return ready, None
-    message, digest = ready
-    wire = ascii_address(recipient)
-    assert wire is not None  # prepare refused the others
     try:
-        outcome = transport.send(sender, wire, message, key=key, transparent=True, then=then)
-        return outcome, digest
+        outcome = transport.send(
+            sender, ready.wire, ready.message, key=key, transparent=True, then=then
+        )
+        return outcome, ready.digest
     except SendAborted:
         raise
     except Exception as exc:  # one recipient's problem is never the run's
-        return Outcome("failed", None, f"could not be sent: {type(exc).__name__}: {exc}"), digest
+        failed = Outcome("failed", None, f"could not be sent: {type(exc).__name__}: {exc}")
+        return failed, ready.digest
 
 
 class Pool:
@@ -276,7 +286,7 @@ class _Couriers:
 
     def _work(self) -> None:
         # The next row, built while the server took the last message in.
-        ahead: list[tuple[_Job, tuple[bytes, str] | Outcome | Exception]] = []
+        ahead: list[tuple[_Job, Ready | Outcome | Exception]] = []
 
         def build_next() -> None:  # never raises: it runs inside the transport's send
             try:
@@ -292,7 +302,7 @@ class _Couriers:
                 ahead.append((job, exc))
 
         while True:
-            prepared: tuple[bytes, str] | Outcome | Exception | None = None
+            prepared: Ready | Outcome | Exception | None = None
             if ahead:
                 job, prepared = ahead.pop()
             elif (next_job := self.jobs.get()) is not None:

@@ -727,7 +727,8 @@ def sent_issues(conn: Connection) -> list[SentIssue]:
 
 
 def message_hash(engine: Engine, campaign_id: int, subscriber_id: int) -> str | None:
-    """The SHA-256 of the bytes last sent to the subscriber in the campaign."""
+    """The fingerprint (message.record_digest) of the bytes last sent to the subscriber
+    in the campaign."""
     with engine.connect() as conn:
         found: str | None = conn.execute(
             sa.select(deliveries.c.message_hash).where(

@@ -18,6 +18,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, formatdate
 from pathlib import Path
+from typing import NamedTuple
 
 from newsletter import languages
 from newsletter.errors import NewsletterError
@@ -30,7 +31,7 @@ from newsletter.render import (
     render_confirmation,
 )
 from newsletter.render.versions import sample_values, view_online_url
-from newsletter.sending.dkim import DkimSigner, relaxed_body
+from newsletter.sending.dkim import DkimSigner, canonical_headers, relaxed_body
 from newsletter.settings import Settings
 
 _PREAMBLE = b"This is a multipart message in MIME format.\r\n"
@@ -207,6 +208,30 @@ def check_header_block(block: bytes) -> None:
             raise NewsletterError(f"refusing to send: unexpected header {name!r} in the message")
 
 
+class Built(NamedTuple):
+    """A message as it goes out, and the fingerprint the ledger keeps of it."""
+
+    message: bytes
+    digest: str
+
+
+def record_digest(message: bytes) -> str:
+    """The fingerprint a delivery records of the bytes that went out: SHA-256 over the
+    body, then the head (up to and with the blank line), then the head's length in 8
+    bytes, which fixes where one ends and the other starts. The body comes first so that
+    one pass over it also gives DKIM its body hash (MessageTemplate.build_recorded)."""
+    end = message.find(b"\r\n\r\n")
+    start = len(message) if end < 0 else end + 4
+    view = memoryview(message)
+    return _digest(hashlib.sha256(view[start:]), view[:start])
+
+
+def _digest(body: hashlib._Hash, head: memoryview | bytes) -> str:
+    body.update(head)
+    body.update(len(head).to_bytes(8, "big"))
+    return body.hexdigest()
+
+
 class MessageTemplate:
     """A campaign's message, built once; `build` splices in one recipient (tens of µs).
 
@@ -255,6 +280,8 @@ class MessageTemplate:
         self.content_type = (
             f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n'.encode()
         )
+        # The fixed headers' relaxed forms, worked out once for every copy's signature.
+        self.fixed_canonical = canonical_headers(self.fixed + self.content_type)
         part = (
             '\r\n--{b}\r\nContent-Type: text/{kind}; charset="utf-8"\r\n'
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
@@ -295,7 +322,7 @@ class MessageTemplate:
             "https://example.org/u",
             "mailto:u@example.org",
         )
-        unsigned, start = self._assemble(probe, "Thu, 01 Jan 2026 00:00:00 GMT")
+        unsigned, start, _ = self._assemble(probe, "Thu, 01 Jan 2026 00:00:00 GMT")
         # Every piece is canonical already (see _qp): a copy's DKIM body hash is one pass
         # of SHA-256 over its body. Checked here against canonicalizing a whole message.
         self.canonical = relaxed_body(unsigned[start:]) == unsigned[start:]
@@ -306,13 +333,21 @@ class MessageTemplate:
 
     def build(self, to: Addressee, *, date: str | None = None) -> bytes:
         """The wire bytes (CRLF) of to's copy."""
-        message, start = self._assemble(to, date)
+        return self.build_recorded(to, date=date).message
+
+    def build_recorded(self, to: Addressee, *, date: str | None = None) -> Built:
+        """to's copy and its record_digest, with one pass of SHA-256 over the body."""
+        message, start, personal = self._assemble(to, date)
+        body = hashlib.sha256(memoryview(message)[start:])
         if self.dkim is not None:
-            body_hash = None  # without it, the signer canonicalizes the body itself
-            if self.canonical:  # always expected (see _qp)
-                body_hash = hashlib.sha256(memoryview(message)[start:]).digest()
-            message = self.dkim.sign(message, body_hash=body_hash)
-        return message
+            if not self.canonical:  # never expected (see _qp): canonicalize it all
+                signed = self.dkim.sign(message)
+                return Built(signed, record_digest(signed))
+            canonical = self.fixed_canonical | canonical_headers(personal)
+            header = self.dkim.header(canonical, body.copy().digest())
+            message = header + message
+            start += len(header)
+        return Built(message, _digest(body, memoryview(message)[:start]))
 
     def _personal(self, to: Addressee) -> PersonalValues:
         return PersonalValues(
@@ -338,8 +373,8 @@ class MessageTemplate:
             ]
         return encoded
 
-    def _assemble(self, to: Addressee, date: str | None) -> tuple[bytes, int]:
-        """The unsigned message, and where its body starts."""
+    def _assemble(self, to: Addressee, date: str | None) -> tuple[bytes, int, bytes]:
+        """The unsigned message, where its body starts, and its recipient's header lines."""
         try:
             name = " ".join(header_safe(to.name).split())
         except ValueError:
@@ -362,7 +397,7 @@ class MessageTemplate:
             chunks.append(head)
             chunks.extend(values[kind][p] if isinstance(p, int) else p for p in self.parts[kind])
         chunks.append(self.closing)
-        return b"".join(chunks), len(block) + 2
+        return b"".join(chunks), len(block) + 2, headers
 
 
 def unsubscribe_mailto(settings: Settings, token: str) -> str:

@@ -39,6 +39,7 @@ from newsletter.render import RenderedIssue
 from newsletter.sending import ledger
 from newsletter.sending.message import (
     Addressee,
+    Built,
     MessageTemplate,
     campaign_template,
     unsubscribe_mailto,
@@ -142,14 +143,14 @@ def transport_name(settings: Settings) -> str:
 
 class Ready(NamedTuple):
     """A message ready to go: the recipient as the envelope carries it, the bytes, and
-    their SHA-256."""
+    their fingerprint (message.record_digest)."""
 
     wire: str
     message: bytes
     digest: str
 
 
-def prepare(recipient: str, build: Callable[[], bytes]) -> Ready | Outcome:
+def prepare(recipient: str, build: Callable[[], Built]) -> Ready | Outcome:
     """One message, ready to go, or the outcome that it cannot be sent (a failure of that
     recipient's, never the run's). build is a MessageTemplate's, whose messages need no
     dot-stuffing."""
@@ -157,23 +158,23 @@ def prepare(recipient: str, build: Callable[[], bytes]) -> Ready | Outcome:
     if wire is None:
         return Outcome("failed", None, "the address needs SMTPUTF8, which is not supported")
     try:
-        message = build()
+        built = build()
     except (ValueError, NewsletterError) as exc:
         return Outcome("failed", None, f"this message could not be built: {exc}")
-    return Ready(wire, message, hashlib.sha256(message).hexdigest())
+    return Ready(wire, built.message, built.digest)
 
 
 def deliver(
     transport: Transport,
     sender: str,
     recipient: str,
-    build: Callable[[], bytes],
+    build: Callable[[], Built],
     key: str,
     *,
     prepared: Ready | Outcome | None = None,
     then: Callable[[], None] | None = None,
 ) -> tuple[Outcome, str | None]:
-    """Build (unless prepared) and send one message: (outcome, SHA-256 of the bytes sent).
+    """Build (unless prepared) and send one message: (outcome, the fingerprint of the bytes sent).
     then runs while the server's verdict on the message is awaited. Whatever goes wrong
     with one recipient is that recipient's outcome, never the run's."""
     ready = prepare(recipient, build) if prepared is None else prepared
@@ -198,7 +199,7 @@ class Pool:
         self.transport = transport
         self.limiter = RateLimiter(settings.smtp_rate, settings.smtp_hourly_limit)
         self.stop = threading.Event()
-        self.jobs: queue.Queue[tuple[Callable[[], bytes], str, str, str, queue.Queue[Any]] | None]
+        self.jobs: queue.Queue[tuple[Callable[[], Built], str, str, str, queue.Queue[Any]] | None]
         self.jobs = queue.Queue()
         count = settings.smtp_connections if settings.smtp_host else 1
         self.threads = [
@@ -219,7 +220,7 @@ class Pool:
                 answer.put(exc)
 
     def submit(
-        self, build: Callable[[], bytes], sender: str, recipient: str, key: str
+        self, build: Callable[[], Built], sender: str, recipient: str, key: str
     ) -> queue.Queue[Any]:
         """Send build()'s message from the envelope sender to recipient; the answer
         queue gets (outcome, hash), None if it never started, or an exception."""
@@ -255,7 +256,7 @@ class Stop:
 @dataclass
 class _Job:
     claim: ledger.Claim
-    build: Callable[[], bytes]
+    build: Callable[[], Built]
     sender: str  # the envelope sender: this delivery's return path
     key: str
 
@@ -549,10 +550,10 @@ def _builder(
     campaign_id: int,
     ident: str,
     claim_: ledger.Claim,
-) -> Callable[[], bytes]:
-    def build() -> bytes:
+) -> Callable[[], Built]:
+    def build() -> Built:
         token = tokens.sign(key, claim_.subscriber_id, tokens.campaign_scope(campaign_id))
-        return template.build(
+        return template.build_recorded(
             Addressee(
                 subscriber_id=claim_.subscriber_id,
                 email=claim_.email,

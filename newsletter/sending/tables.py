@@ -60,7 +60,7 @@ deliveries = sa.Table(
     sa.Column("reply", sa.String(500), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     # Version 3: who holds a row in `sending`, until when (renewed while they live), and
-    # the SHA-256 of the exact bytes that went out.
+    # the fingerprint of the exact bytes that went out (message.record_digest).
     sa.Column("lease_owner", sa.String(100), nullable=True),
     sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("message_hash", sa.String(64), nullable=True),

@@ -22,7 +22,12 @@ from newsletter.errors import NewsletterError
 from newsletter.issue import IssueFile, load_issue
 from newsletter.render import RenderedIssue, render_issue
 from newsletter.sending import ledger
-from newsletter.sending.message import Addressee, campaign_template, unsubscribe_mailto
+from newsletter.sending.message import (
+    Addressee,
+    campaign_template,
+    record_digest,
+    unsubscribe_mailto,
+)
 from newsletter.sending.runner import (
     Plan,
     Pool,
@@ -84,7 +89,7 @@ def send_test(
                 unsubscribe_mailto=unsubscribe_mailto(settings, token),
             )
             sender = tokens.return_path(settings, key, "t", int(stamp), n)
-            build = functools.partial(template.build, to_)
+            build = functools.partial(template.build_recorded, to_)
             futures.append((email, pool.submit(build, sender, email, f"{stamp}-{n}")))
         for email, answer in futures:
             result = answer.get()
@@ -410,8 +415,9 @@ class Verdict:
 
 def verify(settings: Settings, campaign_id: int, email: str, message: bytes) -> Verdict:
     """Whether message (a saved .eml) is the copy of the campaign we sent to email: the
-    SHA-256 of the bytes we wrote, compared with the ledger's. Headers that servers add
-    on the way (Received, Return-Path...) are set aside; line ends are made CRLF again."""
+    fingerprint of the bytes we wrote (record_digest; a plain SHA-256 for copies recorded
+    before it), compared with the ledger's. Headers that servers add on the way
+    (Received, Return-Path...) are set aside; line ends are made CRLF again."""
     from newsletter.audience.subscribers import get_subscriber
 
     engine = database(settings)
@@ -427,11 +433,11 @@ def verify(settings: Settings, campaign_id: int, email: str, message: bytes) -> 
         i + 2 for header in (b"\r\nDKIM-Signature:", b"\r\nFrom:") if (i := raw.find(header)) >= 0
     ]
     for start in starts:
-        if hashlib.sha256(raw[start:]).hexdigest() == recorded:
+        if recorded in (record_digest(raw[start:]), hashlib.sha256(raw[start:]).hexdigest()):
             return Verdict(
                 True,
                 f"this is the copy of campaign {campaign.id} sent to {subscriber.email} "
-                f"(SHA-256 {recorded[:16]}...)",
+                f"(fingerprint {recorded[:16]}...)",
             )
     return Verdict(
         False,

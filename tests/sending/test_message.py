@@ -19,6 +19,7 @@ from newsletter.sending.message import (
     address,
     build_message,
     check_headers,
+    record_digest,
     sample_message,
 )
 from newsletter.settings import Settings
@@ -230,12 +231,34 @@ def test_dkim_signature_verifies_with_dkimpy_and_covers_list_unsubscribe(
         return record
 
     assert dkim.verify(raw, dnsfunc=dns)
+    # The general path, which canonicalizes a whole message itself, signs alike.
+    assert dkim.verify(signer.sign(_template(sample_rendered).build(_to())), dnsfunc=dns)
     assert signer.public_record() == record
     for tampered in (
         raw.replace(b"List-Unsubscribe: <https://", b"List-Unsubscribe: <http://", 1),
         raw.replace(b"Hello", b"Hullo", 1),
     ):
         assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+@pytest.mark.parametrize("kind", ["plain", "rsa"])
+def test_the_recorded_fingerprint_is_that_of_the_bytes_sent(
+    sample_rendered: RenderedIssue, kind: str
+) -> None:
+    signer = None if kind == "plain" else DkimSigner("example.org", "nl", _dkim_key(kind)[0])
+    built = _template(sample_rendered, dkim=signer).build_recorded(_to())
+    assert built.digest == record_digest(built.message)
+    end = built.message.index(b"\r\n\r\n") + 4
+    head, body = built.message[:end], built.message[end:]
+    # Other bytes differ; so does a message whose body, then head, are the same bytes
+    # (the head's first lines moved to the end of the body).
+    cut = head.index(b"\r\nSubject:") + 2
+    for other in (
+        built.message.replace(b"Hello", b"Hullo", 1),
+        built.message.replace(b"Subject: ", b"Subject:  ", 1),
+        head[cut:] + body + head[:cut],
+    ):
+        assert record_digest(other) != built.digest
 
 
 @pytest.mark.parametrize(

@@ -697,6 +697,18 @@ def test_verify_tells_the_copy_we_sent_from_any_other(
     assert "this is not the copy of campaign 1 we sent to p3@example.com" in out
     saved.write_bytes(raw.replace(b"Subject: ", b"Subject: Re: ", 1))
     assert run("campaigns", "verify", "1", "p2@example.com", str(saved))[0] == 1
+    # A copy recorded by an earlier version, as the plain SHA-256 of its bytes.
+    import hashlib
+
+    p2 = get_subscriber(audience, "p2@example.com").id
+    with audience.begin() as conn:
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.subscriber_id == p2)
+            .values(message_hash=hashlib.sha256(raw).hexdigest())
+        )
+    saved.write_bytes(raw)
+    assert run("campaigns", "verify", "1", "p2@example.com", str(saved))[0] == 0
 
 
 def test_a_campaign_freezes_its_render_and_records_its_git_commit(

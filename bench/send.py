@@ -567,7 +567,7 @@ def main() -> None:
             r = run_client(name, port, count)
             results[name] = r["sent"] / r["seconds"]
             print(
-                f"  {name:<11} {results[name]:7.0f} msg/s   peak RSS {r['rss']:5.0f} MB   "
+                f"  {name:<15} {results[name]:7.0f} msg/s   peak RSS {r['rss']:5.0f} MB   "
                 f"({r['sent']:,} in {r['seconds']:.1f} s)"
             )
         print(

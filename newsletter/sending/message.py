@@ -333,6 +333,8 @@ class MessageTemplate:
 
     def build(self, to: Addressee, *, date: str | None = None) -> bytes:
         """The wire bytes (CRLF) of to's copy."""
+        if self.dkim is None:  # no hash wanted
+            return self._assemble(to, date)[0]
         return self.build_recorded(to, date=date).message
 
     def build_recorded(self, to: Addressee, *, date: str | None = None) -> Built:

@@ -65,6 +65,10 @@ RULES: dict[str, tuple[Severity, str]] = {
     "text.article": ("error", "an article missing from the plain-text part"),
     "dkim.signature": ("error", "the DKIM signature does not verify"),
     "dkim.headers": ("error", "the DKIM signature does not cover a required header"),
+    "dkim.algorithm": (
+        "warning",
+        "an Ed25519 key, which the largest mailbox providers do not verify",
+    ),
     "spam.score": (
         "warning",
         "SpamAssassin scores the message 2 or more (--spam); 5 or more is an error",

@@ -25,6 +25,13 @@ DKIM_REQUIRED = (
 )
 
 
+ED25519_ALONE = (
+    "the key is Ed25519, and Gmail, Outlook.com and Yahoo did not verify ed25519-sha256 "
+    "signatures when this was written: their users would get the bulletin with no valid "
+    "DKIM signature; sign with an RSA key of 2048 bits"
+)
+
+
 def check_dkim(message: bytes, settings: Settings) -> list[Finding]:
     """Sign the built message with the configured key, verify it, and check h=."""
     if not (settings.dkim_domain and settings.dkim_selector and settings.dkim_key_file):
@@ -44,6 +51,8 @@ def check_dkim(message: bytes, settings: Settings) -> list[Finding]:
     record = signer.public_record()
     signed = signer.sign(message)
     findings = []
+    if signer.algorithm == "ed25519-sha256":
+        findings.append(Finding("dkim.algorithm", "warning", ED25519_ALONE, where))
     if not dkim.verify(signed, dnsfunc=lambda *_args, **_kw: record):
         findings.append(
             Finding("dkim.signature", "error", "the signed message does not verify", where)

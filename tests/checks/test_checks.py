@@ -220,6 +220,14 @@ def test_dkim_rules(tmp_path: Path) -> None:
         _env_file=None,
     )  # type: ignore[call-arg]
     assert not {r for r in rules_of(issue_text(), settings) if r.startswith("dkim.")}
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)],
+        check=True,
+        capture_output=True,
+    )
+    assert {r for r in rules_of(issue_text(), settings) if r.startswith("dkim.")} == {
+        "dkim.algorithm"
+    }
     key.write_text("not a key")
     assert "dkim.signature" in rules_of(issue_text(), settings)
 

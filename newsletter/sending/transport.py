@@ -126,6 +126,8 @@ class OutboxTransport:
         except OSError as exc:
             # A full disk or a lost folder is this message's failure to deliver, for now.
             return Outcome("deferred", None, f"cannot write {target}: {exc.strerror or exc}")
+        if then is not None:  # as the protocol says: once the message is written
+            then()
         return Outcome("sent", 250, f"written to {target}")
 
     def abort(self) -> None:

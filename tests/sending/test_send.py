@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import re
 from pathlib import Path
 
@@ -698,8 +699,6 @@ def test_verify_tells_the_copy_we_sent_from_any_other(
     saved.write_bytes(raw.replace(b"Subject: ", b"Subject: Re: ", 1))
     assert run("campaigns", "verify", "1", "p2@example.com", str(saved))[0] == 1
     # A copy recorded by an earlier version, as the plain SHA-256 of its bytes.
-    import hashlib
-
     p2 = get_subscriber(audience, "p2@example.com").id
     with audience.begin() as conn:
         conn.execute(
